@@ -1,0 +1,273 @@
+"""Validation and coercion of user input, shared by the reference and every backend.
+
+Every error names the argument it is about. Nothing here writes to the
+caller's arrays: the arrays handed on are read-only views (or copies where a
+dtype or memory-order change is needed).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Callable, NamedTuple, Optional
+
+import numpy as np
+
+# Rows checked for NaN/inf at a time: bounds the temporary of np.isfinite on
+# memory-mapped data far larger than memory.
+_FINITE_CHECK_ROWS = 1 << 20
+
+
+class Problem(NamedTuple):
+    """Training data and starting parameters, coerced and checked."""
+
+    X: np.ndarray  # (n, d), C-contiguous, read-only, float32 or float64
+    y: np.ndarray  # (n,), same dtype as X, read-only
+    params: np.ndarray  # (d + fit_intercept,), writable copy, same dtype
+    scalar_model: bool  # X was 1-D: w is a float
+    fit_intercept: bool
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+
+class Options(NamedTuple):
+    """Checked hyperparameters of a fit."""
+
+    lr: float
+    epochs: int
+    batch_size: Optional[int]
+    momentum: float
+    dampening: float
+    nesterov: bool
+    weight_decay: float
+    shuffle: bool
+    seed: Optional[int]
+    exact: bool
+    callback: Optional[Callable]
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
+def numeric_array(value: Any, name: str, dtype: Any = None) -> np.ndarray:
+    """``value`` as a float32/float64 ndarray without copying when possible."""
+    if hasattr(value, "__array__") or isinstance(value, np.ndarray):
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be numeric: {exc}") from None
+    else:
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be a rectangular array of numbers: {exc}") from None
+    kind = arr.dtype.kind
+    if kind not in "biuf":
+        raise TypeError(f"{name} must be numeric (real numbers), got dtype {arr.dtype}")
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
+    elif kind != "f" or arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    return arr
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """Raise ValueError naming ``name`` if ``arr`` holds NaN or infinity."""
+    flat = arr.reshape(arr.shape[0], -1) if arr.ndim else arr.reshape(1)
+    for start in range(0, max(flat.shape[0], 1), _FINITE_CHECK_ROWS):
+        if not np.isfinite(flat[start : start + _FINITE_CHECK_ROWS]).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+
+
+def prepare_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Check ``X`` (n,) or (n, d) and ``y`` (n,); return a 2-D X, y, scalar_model."""
+    X = numeric_array(X, "X")
+    if X.ndim not in (1, 2):
+        raise ValueError(f"X must be 1-D (n,) or 2-D (n, d), got shape {X.shape}")
+    scalar_model = X.ndim == 1
+    X2 = X.reshape(-1, 1) if scalar_model else X
+    if X2.shape[0] == 0:
+        raise ValueError("X is empty: it needs at least one sample")
+    if X2.shape[1] == 0:
+        raise ValueError("X has no features (shape (n, 0))")
+    # float32 data trains as float32: y follows X's dtype, never the reverse.
+    y = numeric_array(y, "y", dtype=X2.dtype)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D (n,), got shape {y.shape}")
+    if y.shape[0] != X2.shape[0]:
+        raise ValueError(
+            f"X and y have different numbers of samples: X has {X2.shape[0]}, y has {y.shape[0]}"
+        )
+    check_finite(X2, "X")
+    check_finite(y, "y")
+    return _readonly(np.ascontiguousarray(X2)), _readonly(np.ascontiguousarray(y)), scalar_model
+
+
+def _finite_scalar(value: Any, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def start_params(
+    w0: Any, b0: Any, n_features: int, scalar_model: bool, fit_intercept: bool, dtype: Any
+) -> np.ndarray:
+    """The flat starting vector ``[w_0 .. w_{d-1}, (b)]`` in the training dtype."""
+    params = np.zeros(n_features + int(fit_intercept), dtype=dtype)
+    if w0 is not None:
+        if np.ndim(w0) == 0:
+            params[:n_features] = _finite_scalar(
+                w0.item() if isinstance(w0, np.ndarray) else w0, "w0"
+            )
+        else:
+            w = numeric_array(w0, "w0")
+            if scalar_model and w.shape == (1,):
+                w = w.reshape(())
+            if w.shape not in ((n_features,), ()):
+                raise ValueError(f"w0 must have shape ({n_features},), got {w.shape}")
+            check_finite(w.reshape(-1), "w0")
+            params[:n_features] = w
+    if b0 is not None:
+        if not fit_intercept:
+            raise ValueError("b0 is given but fit_intercept=False: pass fit_intercept=True")
+        params[n_features] = _finite_scalar(b0.item() if isinstance(b0, np.ndarray) else b0, "b0")
+    return params
+
+
+def prepare(X: Any, y: Any, w0: Any, b0: Any, fit_intercept: Any) -> Problem:
+    """Check and coerce the data and starting parameters of a fit."""
+    fit_intercept = check_flag(fit_intercept, "fit_intercept")
+    X2, y1, scalar_model = prepare_data(X, y)
+    params = start_params(w0, b0, X2.shape[1], scalar_model, fit_intercept, X2.dtype)
+    return Problem(X2, y1, params, scalar_model, fit_intercept)
+
+
+def check_flag(value: Any, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def options(
+    *,
+    lr: Any,
+    epochs: Any,
+    batch_size: Any,
+    momentum: Any,
+    dampening: Any,
+    nesterov: Any,
+    weight_decay: Any,
+    shuffle: Any,
+    seed: Any,
+    exact: Any,
+    callback: Any,
+) -> Options:
+    """Check hyperparameters the way ``torch.optim.SGD`` checks them (SPEC §3, §5)."""
+    lr = _finite_scalar(lr, "lr")
+    if lr <= 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    epochs = _check_int(epochs, "epochs", 0)
+    if batch_size is not None:
+        batch_size = _check_int(batch_size, "batch_size", 1)
+    momentum = _finite_scalar(momentum, "momentum")
+    if momentum < 0:
+        raise ValueError(f"momentum must be >= 0, got {momentum}")
+    dampening = _finite_scalar(dampening, "dampening")
+    if not 0 <= dampening <= 1:
+        raise ValueError(f"dampening must be in [0, 1], got {dampening}")
+    weight_decay = _finite_scalar(weight_decay, "weight_decay")
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    nesterov = check_flag(nesterov, "nesterov")
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError("nesterov=True needs momentum > 0 and dampening == 0")
+    shuffle = check_flag(shuffle, "shuffle")
+    exact = check_flag(exact, "exact")
+    if seed is not None:
+        seed = _check_int(seed, "seed", 0)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    return Options(
+        lr, epochs, batch_size, momentum, dampening, nesterov, weight_decay, shuffle, seed, exact, callback
+    )
+
+
+class Model(NamedTuple):
+    """Inputs of forward/loss/cost/gradient, coerced."""
+
+    X: np.ndarray  # (n, d) read-only
+    params: np.ndarray  # (d + has_intercept,)
+    one_sample: bool  # the caller passed a single sample: return scalars
+    scalar_model: bool  # w was a scalar: the gradient is a float
+    has_intercept: bool
+
+
+def model_inputs(x: Any, w: Any, b: Any, x_name: str = "x") -> Model:
+    """Check ``x`` and the parameters ``w``, ``b`` of forward/loss/cost/gradient.
+
+    ``w`` a scalar: ``x`` is one sample (scalar) or samples (n,) / (n, 1).
+    ``w`` of shape (d,): ``x`` is one sample (d,) or samples (n, d).
+    """
+    w_arr = numeric_array(w, "w")
+    if w_arr.ndim > 1:
+        raise ValueError(f"w must be a scalar or have shape (d,), got shape {w_arr.shape}")
+    check_finite(w_arr.reshape(-1), "w")
+    scalar_model = w_arr.ndim == 0
+    d = 1 if scalar_model else w_arr.shape[0]
+    if d == 0:
+        raise ValueError("w is empty")
+    X = numeric_array(x, x_name)
+    if scalar_model:
+        one_sample = X.ndim == 0
+        if X.ndim == 2 and X.shape[1] != 1:
+            raise ValueError(f"w is a scalar but {x_name} has {X.shape[1]} features")
+        if X.ndim > 2:
+            raise ValueError(f"{x_name} must be a scalar or 1-D for a scalar w, got shape {X.shape}")
+    else:
+        one_sample = X.ndim == 1
+        if X.ndim not in (1, 2) or X.shape[-1] != d:
+            raise ValueError(f"{x_name} must have shape ({d},) or (n, {d}) to match w, got {X.shape}")
+    X2 = X.reshape(-1, d)
+    if X2.shape[0] == 0:
+        raise ValueError(f"{x_name} is empty: it needs at least one sample")
+    check_finite(X2, x_name)
+    dtype = np.result_type(X2.dtype, w_arr.dtype)
+    has_intercept = b is not None
+    params = np.empty(d + int(has_intercept), dtype=dtype)
+    params[:d] = w_arr.reshape(-1)
+    if has_intercept:
+        params[d] = _finite_scalar(b.item() if isinstance(b, np.ndarray) else b, "b")
+    return Model(
+        _readonly(np.ascontiguousarray(X2, dtype=dtype)), params, one_sample, scalar_model, has_intercept
+    )
+
+
+def targets(y: Any, model: Model, name: str = "y", x_name: str = "x") -> np.ndarray:
+    """Check targets against the samples of ``model``."""
+    arr = numeric_array(y, name, dtype=model.X.dtype)
+    expected = () if model.one_sample else (model.X.shape[0],)
+    if arr.shape != expected:
+        if model.one_sample:
+            raise ValueError(f"{name} must be a scalar for one sample, got shape {arr.shape}")
+        raise ValueError(f"{name} must have shape {expected} to match {x_name}, got {arr.shape}")
+    check_finite(arr.reshape(-1), name)
+    return _readonly(np.ascontiguousarray(arr.reshape(-1)))

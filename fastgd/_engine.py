@@ -1,0 +1,136 @@
+"""The Python layer of every compiled backend: validation, dispatch, epochs,
+callbacks and errors, written once. Kernels only do arithmetic."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+from fastgd import _checks, _registry
+from fastgd._orders import epoch_orders
+from fastgd._result import Fit
+from fastgd.errors import DivergenceError
+
+
+def train(
+    X: Any,
+    y: Any,
+    *,
+    lr: float,
+    epochs: int,
+    batch_size: Optional[int],
+    w0: Any,
+    b0: Any,
+    fit_intercept: bool,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    weight_decay: float,
+    shuffle: bool,
+    seed: Optional[int],
+    exact: bool,
+    callback: Optional[Callable[[int, Fit], Any]],
+    backend: Optional[str] = None,
+) -> Fit:
+    """Run a fit on the selected backend (see :func:`fastgd.fit`)."""
+    problem = _checks.prepare(X, y, w0, b0, fit_intercept)
+    opts = _checks.options(
+        lr=lr, epochs=epochs, batch_size=batch_size, momentum=momentum, dampening=dampening,
+        nesterov=nesterov, weight_decay=weight_decay, shuffle=shuffle, seed=seed, exact=exact,
+        callback=callback,
+    )
+    return run(problem, opts, _registry.kernels(backend))
+
+
+def run(problem: _checks.Problem, opts: _checks.Options, kernels: Any) -> Fit:
+    """The epoch loop over checked inputs."""
+    X, y, params = problem.X, problem.y, problem.params
+    n, d = X.shape
+    dtype = X.dtype
+    full_batch = opts.batch_size is None or opts.batch_size >= n
+    batch_size = n if full_batch else opts.batch_size
+    hyper = np.array([opts.lr, opts.momentum, 1 - opts.dampening, opts.weight_decay], dtype=dtype)
+    grad = np.zeros_like(params)
+    velocity = np.zeros_like(params)
+    previous = params.copy()
+    steps = np.zeros(1, dtype=np.int64)
+    costs = np.empty(opts.epochs + 1, dtype=np.float64)
+
+    def result(at: np.ndarray, epochs_run: int) -> Fit:
+        return Fit.from_params(
+            at, n_features=d, scalar_model=problem.scalar_model, fit_intercept=problem.fit_intercept,
+            losses=costs[:epochs_run], loss=costs[epochs_run], epochs_run=epochs_run,
+            backend=kernels.NAME,
+        )
+
+    totals = kernels.sums(X, y, params, problem.fit_intercept, opts.exact, full_batch)
+    costs[0] = totals[0] / n
+    if not np.isfinite(costs[0]):
+        raise DivergenceError(
+            "the loss of the starting parameters is not finite", epoch=0, fit=result(params, 0)
+        )
+    if full_batch:
+        grad[:] = totals[1:] / n
+    orders = epoch_orders(n, opts.shuffle and not full_batch, opts.seed)
+    # One kernel call runs every epoch, unless Python is needed between epochs
+    # (a callback, or a fresh permutation).
+    per_epoch = opts.callback is not None or (opts.shuffle and not full_batch)
+    done = 0
+    while done < opts.epochs:
+        count = 1 if per_epoch else opts.epochs - done
+        finite = kernels.run_epochs(
+            X, y, params, grad, velocity, steps, previous, hyper, opts.nesterov,
+            problem.fit_intercept, opts.exact, full_batch, batch_size, next(orders),
+            costs[done + 1 : done + 1 + count],
+        )
+        if finite < count:
+            broken = done + finite
+            raise DivergenceError(
+                f"the loss became {costs[broken + 1]} during epoch {broken}; lower lr",
+                epoch=broken,
+                fit=result(previous, broken),
+            )
+        done += count
+        if opts.callback is not None and opts.callback(done - 1, result(params, done)):
+            break
+    return result(params, done)
+
+
+def _shape_output(values: np.ndarray, model: _checks.Model) -> Union[float, np.ndarray]:
+    return float(values[0]) if model.one_sample else values
+
+
+def forward(x: Any, w: Any, b: Optional[float] = None) -> Union[float, np.ndarray]:
+    model = _checks.model_inputs(x, w, b)
+    out = np.empty(model.X.shape[0], dtype=model.X.dtype)
+    _registry.kernels().predict(model.X, model.params, model.has_intercept, out)
+    return _shape_output(out, model)
+
+
+def loss(x: Any, y: Any, w: Any, b: Optional[float] = None) -> Union[float, np.ndarray]:
+    model = _checks.model_inputs(x, w, b)
+    targets = _checks.targets(y, model)
+    out = np.empty(model.X.shape[0], dtype=model.X.dtype)
+    _registry.kernels().predict(model.X, model.params, model.has_intercept, out)
+    out -= targets
+    return _shape_output(out * out, model)
+
+
+def _model_sums(xs: Any, ys: Any, w: Any, b: Any, want_gradient: bool):
+    model = _checks.model_inputs(xs, w, b, x_name="xs")
+    targets = _checks.targets(ys, model, "ys", "xs")
+    totals = _registry.kernels().sums(model.X, targets, model.params, model.has_intercept, False,
+                                      want_gradient)
+    return model, totals / model.X.shape[0]
+
+
+def cost(xs: Any, ys: Any, w: Any, b: Optional[float] = None) -> float:
+    return float(_model_sums(xs, ys, w, b, False)[1][0])
+
+
+def gradient(xs: Any, ys: Any, w: Any, b: Optional[float] = None) -> Any:
+    model, means = _model_sums(xs, ys, w, b, True)
+    d = model.X.shape[1]
+    dw = float(means[1]) if model.scalar_model else means[1 : 1 + d].astype(model.X.dtype)
+    return (dw, float(means[1 + d])) if model.has_intercept else dw

@@ -1,0 +1,24 @@
+"""Compute backends: one module per backend, each exposing the same kernels.
+
+Every backend module defines ``NAME`` and three functions with the same
+meaning (arrays are handed in already checked, C-contiguous, in the training
+dtype; kernels only do arithmetic):
+
+``sums(X, y, params, fit_intercept, exact, want_gradient) -> float64[1 + p]``
+    ``[Σ r², Σ 2·x_0·r, ..., Σ 2·x_{d-1}·r, (Σ 2·r)]`` over all samples, where
+    ``r = X·w (+ b) − y`` and ``params = [w_0 .. w_{d-1}, (b)]``.
+
+``predict(X, params, fit_intercept, out)``
+    ``out[i] = X[i]·w (+ b)``.
+
+``run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov,
+fit_intercept, exact, full_batch, batch_size, order, costs) -> int``
+    Runs ``len(costs)`` epochs in place. Each epoch copies ``params`` into
+    ``previous``, takes the epoch's SGD steps (for ``full_batch``, one step
+    with ``grad``, which holds the mean gradient at ``params`` on entry and
+    on exit), then stores the cost over all samples in ``costs[e]``. Returns
+    the number of epochs whose cost is finite: it stops at the first one
+    that is not. ``hyper = [lr, momentum, 1 - dampening, weight_decay]``;
+    ``steps[0]`` counts steps taken (the first sets the momentum buffer
+    ``velocity``); ``order`` is the visiting order, empty for 0..n-1.
+"""

@@ -1,0 +1,99 @@
+"""Numpy kernels: the vectorised backend, used when neither numba nor the
+Cython extension is available. Same kernel interface and operation order as
+fastgd/kernels/numba_kernels.py.
+
+Exact mode keeps the reference's order with sequential reductions
+(``np.cumsum`` adds strictly left to right). The default mode reduces each
+block of ``BLOCK`` rows with numpy's own (pairwise, single-threaded) sums and
+adds the block sums in order; BLAS is avoided because a threaded BLAS makes
+sums depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NAME = "numpy"
+BLOCK = 1 << 16
+
+
+def _predictions(X: np.ndarray, params: np.ndarray, fit_intercept: bool) -> np.ndarray:
+    d = X.shape[1]
+    # Features are added left to right, vectorised over samples: the reference's order.
+    pred = X[:, 0] * params[0]
+    for j in range(1, d):
+        pred = pred + X[:, j] * params[j]
+    if fit_intercept:
+        pred = pred + params[d]
+    return pred
+
+
+def _block_terms(X, y, params, fit_intercept, want_gradient):
+    """Per-sample terms ``[r², 2 x_j r, (2 r)]`` as columns of one array."""
+    r = _predictions(X, params, fit_intercept) - y
+    columns = [r * r]
+    if want_gradient:
+        columns.append((X + X) * r[:, None])
+        if fit_intercept:
+            columns.append(r + r)
+    return np.column_stack(columns).astype(np.float64, copy=False)
+
+
+def sums(X, y, params, fit_intercept, exact, want_gradient):
+    width = 1 + params.shape[0]
+    total = np.zeros(width)
+    for start in range(0, X.shape[0], BLOCK):
+        terms = _block_terms(X[start : start + BLOCK], y[start : start + BLOCK], params,
+                             fit_intercept, want_gradient)
+        if exact:
+            # The running total leads the block so that cumsum continues it in order.
+            total[: terms.shape[1]] = np.cumsum(np.vstack([total[: terms.shape[1]], terms]), axis=0)[-1]
+        else:
+            total[: terms.shape[1]] += terms.sum(axis=0)
+    return total
+
+
+def predict(X, params, fit_intercept, out):
+    out[:] = _predictions(X, params, fit_intercept)
+
+
+def _step(params, grad, velocity, steps, hyper, nesterov):
+    lr, momentum, one_minus_dampening, weight_decay = hyper
+    g = grad.copy()
+    if weight_decay != 0:
+        g = g + weight_decay * params
+    if momentum != 0:
+        if steps[0] == 0:
+            velocity[:] = g
+        else:
+            velocity[:] = momentum * velocity + one_minus_dampening * g
+        g = g + momentum * velocity if nesterov else velocity
+    params[:] = params - lr * g
+    steps[0] += 1
+
+
+def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
+               full_batch, batch_size, order, costs):
+    n = X.shape[0]
+    for e in range(costs.shape[0]):
+        previous[:] = params
+        if full_batch:
+            _step(params, grad, velocity, steps, hyper, nesterov)
+            totals = sums(X, y, params, fit_intercept, exact, True)
+            grad[:] = totals[1:] / n
+        else:
+            for start in range(0, n, batch_size):
+                if order.shape[0]:
+                    rows = order[start : start + batch_size]
+                    Xb, yb = X[rows], y[rows]
+                else:
+                    Xb, yb = X[start : start + batch_size], y[start : start + batch_size]
+                # Within a batch the reference sums in batch order: always exact here.
+                totals = sums(Xb, yb, params, fit_intercept, True, True)
+                grad[:] = totals[1:] / Xb.shape[0]
+                _step(params, grad, velocity, steps, hyper, nesterov)
+            totals = sums(X, y, params, fit_intercept, exact, False)
+        costs[e] = totals[0] / n
+        if not np.isfinite(costs[e]):
+            return e
+    return costs.shape[0]
