@@ -13,12 +13,14 @@ dtype; kernels only do arithmetic):
 
 ``run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov,
 fit_intercept, exact, full_batch, batch_size, order, costs) -> int``
-    Runs ``len(costs)`` epochs in place. Each epoch copies ``params`` into
-    ``previous``, takes the epoch's SGD steps (for ``full_batch``, one step
-    with ``grad``, which holds the mean gradient at ``params`` on entry and
-    on exit), then stores the cost over all samples in ``costs[e]``. Returns
-    the number of epochs whose cost is finite: it stops at the first one
-    that is not. ``hyper = [lr, momentum, 1 - dampening, weight_decay]``;
+    Runs ``len(costs)`` epochs in place. Each epoch takes the epoch's SGD
+    steps (for ``full_batch``, one step with ``grad``, which holds the mean
+    gradient at ``params`` on entry and on exit), stores the cost over all
+    samples in ``costs[e]`` and, when that cost is finite, copies ``params``
+    into ``previous``: ``previous`` is always the last state whose cost was
+    finite (the caller seeds it with the starting parameters), even when the
+    call is interrupted. Returns the number of epochs whose cost is finite:
+    it stops at the first one that is not. ``hyper = [lr, momentum, 1 - dampening, weight_decay]``;
     ``steps[0]`` counts steps taken (the first sets the momentum buffer
     ``velocity``); ``order`` is the visiting order, empty for 0..n-1.
 """

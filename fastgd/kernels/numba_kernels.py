@@ -153,7 +153,6 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
     p = params.shape[0]
     acc = np.zeros(p)
     for e in range(costs.shape[0]):
-        previous[:] = params
         if full_batch:
             _step(params, grad, velocity, steps, hyper, nesterov)
             totals = sums(X, y, params, fit_intercept, exact, True)
@@ -166,6 +165,7 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
         costs[e] = totals[0] / n
         if not np.isfinite(costs[e]):
             return e
+        previous[:] = params
     return costs.shape[0]
 
 
