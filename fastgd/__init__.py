@@ -20,13 +20,13 @@ from typing import Any, Callable, Optional, Union
 from fastgd import _engine
 from fastgd._registry import BackendInfo, backends, use
 from fastgd._result import Fit
-from fastgd.errors import BackendFallbackWarning, DivergenceError
+from fastgd.errors import BackendFallbackWarning, DivergenceError, FitInterrupted
 
 __version__ = "0.1.0"
 
 __all__ = [
     "forward", "loss", "cost", "gradient", "fit", "gd", "sgd", "minibatch_sgd",
-    "Fit", "DivergenceError", "BackendFallbackWarning", "BackendInfo", "backends", "use",
+    "Fit", "DivergenceError", "FitInterrupted", "BackendFallbackWarning", "BackendInfo", "backends", "use",
     "datasets", "GDRegressor", "__version__",
 ]
 

@@ -10,7 +10,7 @@ import numpy as np
 from fastgd import _checks, _registry
 from fastgd._orders import epoch_orders
 from fastgd._result import Fit
-from fastgd.errors import DivergenceError
+from fastgd.errors import DivergenceError, FitInterrupted
 
 
 def train(
@@ -76,24 +76,34 @@ def run(problem: _checks.Problem, opts: _checks.Options, kernels: Any) -> Fit:
     # One kernel call runs every epoch, unless Python is needed between epochs
     # (a callback, or a fresh permutation).
     per_epoch = opts.callback is not None or (opts.shuffle and not full_batch)
+    # NaN marks epochs not yet run, so that an interrupt can tell how far it got.
+    costs[1:] = np.nan
     done = 0
-    while done < opts.epochs:
-        count = 1 if per_epoch else opts.epochs - done
-        finite = kernels.run_epochs(
-            X, y, params, grad, velocity, steps, previous, hyper, opts.nesterov,
-            problem.fit_intercept, opts.exact, full_batch, batch_size, next(orders),
-            costs[done + 1 : done + 1 + count],
-        )
-        if finite < count:
-            broken = done + finite
-            raise DivergenceError(
-                f"the loss became {costs[broken + 1]} during epoch {broken}; lower lr",
-                epoch=broken,
-                fit=result(previous, broken),
+    try:
+        while done < opts.epochs:
+            count = 1 if per_epoch else opts.epochs - done
+            finite = kernels.run_epochs(
+                X, y, params, grad, velocity, steps, previous, hyper, opts.nesterov,
+                problem.fit_intercept, opts.exact, full_batch, batch_size, next(orders),
+                costs[done + 1 : done + 1 + count],
             )
-        done += count
-        if opts.callback is not None and opts.callback(done - 1, result(params, done)):
-            break
+            if finite < count:
+                broken = done + finite
+                raise DivergenceError(
+                    f"the loss became {costs[broken + 1]} during epoch {broken}; lower lr",
+                    epoch=broken,
+                    fit=result(previous, broken),
+                )
+            done += count
+            if opts.callback is not None and opts.callback(done - 1, result(params, done)):
+                break
+    except KeyboardInterrupt as exc:
+        # `previous` is the state after the last epoch whose cost was stored.
+        completed = int(np.argmax(np.isnan(costs[1:]))) if np.isnan(costs[1:]).any() else opts.epochs
+        raise FitInterrupted(
+            f"fit interrupted after {completed} epochs; .fit holds that state",
+            fit=result(previous, completed),
+        ) from exc
     return result(params, done)
 
 

@@ -27,5 +27,19 @@ class DivergenceError(FloatingPointError):
         self.fit = fit
 
 
+class FitInterrupted(KeyboardInterrupt):
+    """A fit was interrupted (Ctrl-C, or a KeyboardInterrupt from a callback).
+
+    Attributes
+    ----------
+    fit : Fit
+        The state after the last completed epoch: nothing finished is lost.
+    """
+
+    def __init__(self, message: str, *, fit: "Fit") -> None:
+        super().__init__(message)
+        self.fit = fit
+
+
 class BackendFallbackWarning(RuntimeWarning):
     """A requested backend could not be used and another one runs instead."""

@@ -32,7 +32,7 @@ from typing import Any, Callable, List, Optional, Sequence, Union
 from fastgd import _checks
 from fastgd._orders import epoch_orders
 from fastgd._result import Fit
-from fastgd.errors import DivergenceError
+from fastgd.errors import DivergenceError, FitInterrupted
 
 __all__ = ["forward", "loss", "cost", "gradient", "fit", "gd", "sgd", "minibatch_sgd", "Fit"]
 
@@ -176,25 +176,33 @@ def fit(
             "the loss of the starting parameters is not finite", epoch=0, fit=result(params, costs, 0)
         )
     steps = 0
-    for epoch in range(opts.epochs):
-        previous = list(params)
-        order = next(orders)
-        visit = order.tolist() if len(order) else everything
-        for start in range(0, n, batch):
-            indices = visit[start : start + batch]
-            sums = _sums(rows, ys, indices, params, intercept, True)
-            grad = [s / len(indices) for s in sums[1:]]
-            _step(params, grad, velocity, steps == 0, opts)
-            steps += 1
-        costs.append(_sums(rows, ys, everything, params, intercept, False)[0] / n)
-        if not math.isfinite(costs[-1]):
-            raise DivergenceError(
-                f"the loss became {costs[-1]} during epoch {epoch}; lower lr",
-                epoch=epoch,
-                fit=result(previous, costs, epoch),
-            )
-        if opts.callback is not None and opts.callback(epoch, result(params, costs, epoch + 1)):
-            break
+    previous = list(params)  # the last state whose cost was finite
+    try:
+        for epoch in range(opts.epochs):
+            order = next(orders)
+            visit = order.tolist() if len(order) else everything
+            for start in range(0, n, batch):
+                indices = visit[start : start + batch]
+                sums = _sums(rows, ys, indices, params, intercept, True)
+                grad = [s / len(indices) for s in sums[1:]]
+                _step(params, grad, velocity, steps == 0, opts)
+                steps += 1
+            epoch_cost = _sums(rows, ys, everything, params, intercept, False)[0] / n
+            if not math.isfinite(epoch_cost):
+                raise DivergenceError(
+                    f"the loss became {epoch_cost} during epoch {epoch}; lower lr",
+                    epoch=epoch,
+                    fit=result(previous, costs, epoch),
+                )
+            costs.append(epoch_cost)
+            previous = list(params)
+            if opts.callback is not None and opts.callback(epoch, result(params, costs, epoch + 1)):
+                break
+    except KeyboardInterrupt as exc:
+        raise FitInterrupted(
+            f"fit interrupted after {len(costs) - 1} epochs; .fit holds that state",
+            fit=result(previous, costs, len(costs) - 1),
+        ) from exc
     return result(params, costs, len(costs) - 1)
 
 
