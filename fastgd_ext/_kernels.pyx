@@ -17,6 +17,7 @@ setup.py. The build passes ``-ffp-contract=off``: no FMA contraction.
 cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
+from cpython.exc cimport PyErr_CheckSignals
 from libc.math cimport isfinite
 from libc.stdint cimport int64_t
 
@@ -24,6 +25,10 @@ import numpy as np
 
 cdef enum:
     _BLOCK = 4096  # numba_kernels.BLOCK: the same blocks give the same bits
+    # run_epochs takes the GIL to check for Ctrl-C after epochs that together
+    # read about this many values (a few milliseconds of work), not after each
+    # epoch: tiny problems run many thousands of epochs per millisecond.
+    _SIGNAL_CHECK_WORK = 1 << 22
 
 BLOCK = _BLOCK
 
@@ -197,14 +202,18 @@ cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, flo
                             floating[::1] previous, const floating[::1] hyper, bint nesterov,
                             bint fit_intercept, bint exact, bint full_batch, Py_ssize_t batch_size,
                             const int64_t[::1] order, double[::1] costs, double[::1] acc,
-                            double[::1] totals, double[:, ::1] partials) noexcept nogil:
-    """numba's ``run_epochs`` with its work arrays ``acc``, ``totals``, ``partials`` handed in."""
+                            double[::1] totals, double[:, ::1] partials) except -1 nogil:
+    """numba's ``run_epochs`` with its work arrays ``acc``, ``totals``, ``partials`` handed in.
+
+    Unlike numba's, it also checks for signals between epochs, so Ctrl-C stops
+    a long call with ``previous`` at the last finite epoch (the engine turns
+    the KeyboardInterrupt into FitInterrupted).
+    """
     cdef Py_ssize_t n = X.shape[0]
     cdef Py_ssize_t p = params.shape[0]
     cdef Py_ssize_t e, j
+    cdef Py_ssize_t work = 0
     for e in range(costs.shape[0]):
-        for j in range(p):
-            previous[j] = params[j]
         if full_batch:
             _step(params, grad, velocity, steps, hyper, nesterov)
             _sums(X, y, params, fit_intercept, exact, True, partials, totals)
@@ -217,6 +226,13 @@ cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, flo
         costs[e] = totals[0] / n
         if not isfinite(costs[e]):
             return e
+        for j in range(p):
+            previous[j] = params[j]
+        work += 2 * n * X.shape[1]
+        if work >= _SIGNAL_CHECK_WORK and e + 1 < costs.shape[0]:
+            work = 0
+            with gil:
+                PyErr_CheckSignals()  # raises KeyboardInterrupt here after Ctrl-C
     return costs.shape[0]
 
 
