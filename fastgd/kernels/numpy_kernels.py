@@ -1,20 +1,33 @@
 """Numpy kernels: the vectorised backend, used when neither numba nor the
-Cython extension is available. Same kernel interface and operation order as
-fastgd/kernels/numba_kernels.py.
+Cython extension is available. Same kernel interface, operation order and
+blocking as fastgd/kernels/numba_kernels.py, so its results have the same bits.
 
-Exact mode keeps the reference's order with sequential reductions
-(``np.cumsum`` adds strictly left to right). The default mode reduces each
-block of ``BLOCK`` rows with numpy's own (pairwise, single-threaded) sums and
-adds the block sums in order; BLAS is avoided because a threaded BLAS makes
-sums depend on the thread count.
+Sums over samples use ``np.cumsum``, which adds strictly left to right: the
+exact mode continues one running total over all rows (the reference's order);
+the default mode starts each block of ``BLOCK`` rows from zero and adds the
+block totals in block order, as the numba kernels do. BLAS is avoided: a
+threaded BLAS makes sums depend on the thread count.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 NAME = "numpy"
-BLOCK = 1 << 16
+BLOCK = 4096  # the same blocks as numba_kernels.BLOCK
+
+
+def _quiet(kernel):
+    """Overflow is the engine's to report (as DivergenceError), not numpy's to warn about."""
+
+    @functools.wraps(kernel)
+    def wrapper(*args):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return kernel(*args)
+
+    return wrapper
 
 
 def _predictions(X: np.ndarray, params: np.ndarray, fit_intercept: bool) -> np.ndarray:
@@ -39,20 +52,25 @@ def _block_terms(X, y, params, fit_intercept, want_gradient):
     return np.column_stack(columns).astype(np.float64, copy=False)
 
 
+@_quiet
 def sums(X, y, params, fit_intercept, exact, want_gradient):
-    width = 1 + params.shape[0]
-    total = np.zeros(width)
-    for start in range(0, X.shape[0], BLOCK):
+    n = X.shape[0]
+    width = 1 + params.shape[0] if want_gradient else 1
+    sequential = exact or n <= BLOCK
+    total = np.zeros(1 + params.shape[0])
+    for start in range(0, n, BLOCK):
         terms = _block_terms(X[start : start + BLOCK], y[start : start + BLOCK], params,
                              fit_intercept, want_gradient)
-        if exact:
+        if sequential:
             # The running total leads the block so that cumsum continues it in order.
-            total[: terms.shape[1]] = np.cumsum(np.vstack([total[: terms.shape[1]], terms]), axis=0)[-1]
+            terms = np.vstack([total[:width], terms])
+            total[:width] = np.cumsum(terms, axis=0)[-1]
         else:
-            total[: terms.shape[1]] += terms.sum(axis=0)
+            total[:width] += np.cumsum(terms, axis=0)[-1]
     return total
 
 
+@_quiet
 def predict(X, params, fit_intercept, out):
     out[:] = _predictions(X, params, fit_intercept)
 
@@ -72,6 +90,7 @@ def _step(params, grad, velocity, steps, hyper, nesterov):
     steps[0] += 1
 
 
+@_quiet
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
                full_batch, batch_size, order, costs):
     n = X.shape[0]
