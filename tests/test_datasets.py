@@ -14,6 +14,8 @@ import pytest
 
 from fastgd import datasets
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 @pytest.fixture
 def small_blocks(monkeypatch):
@@ -152,7 +154,8 @@ def test_memory_bounded_while_writing(tmp_path):
         print(before, after, X.nbytes + y.nbytes)
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True,
+                         cwd=ROOT)
     before_kib, after_kib, nbytes = map(int, out.stdout.split())
     assert nbytes == 320_000_000
     grown = (after_kib - before_kib) * 1024
