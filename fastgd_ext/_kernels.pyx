@@ -32,6 +32,27 @@ cdef enum:
 
 BLOCK = _BLOCK
 
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int fastgd_openmp(void) { return 1; }
+    static int fastgd_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int fastgd_openmp(void) { return 0; }
+    static int fastgd_max_threads(void) { return 1; }
+    #endif
+    """
+    int fastgd_openmp() noexcept nogil
+    int fastgd_max_threads() noexcept nogil
+
+OPENMP = bool(fastgd_openmp())  # built with OpenMP: the prange loops run in parallel
+
+
+def threads():
+    """Threads the parallel loops use now (1 without OpenMP; else OMP_NUM_THREADS or the cores)."""
+    return fastgd_max_threads()
+
 
 cdef inline floating _predict_row(const floating[:, ::1] X, Py_ssize_t i, const floating[::1] params,
                                   Py_ssize_t d, bint fit_intercept) noexcept nogil:
