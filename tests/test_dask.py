@@ -1,0 +1,152 @@
+"""Full-batch gd on dask arrays: a real distributed.LocalCluster (2 worker
+processes, 1 thread each, on 127.0.0.1) against the in-memory fit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastgd
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"},
+    )
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((40_000, 3))
+    y = X @ np.array([1.5, -2.0, 0.5]) + 0.7 + 0.1 * rng.standard_normal(40_000)
+    return X, y
+
+
+def _close(a, b, rtol=1e-9):
+    np.testing.assert_allclose(a.w, b.w, rtol=rtol, atol=0)
+    if a.b is not None:
+        assert abs(a.b - b.b) <= rtol * abs(b.b)
+    np.testing.assert_allclose(a.losses, b.losses, rtol=rtol, atol=0)
+    assert abs(a.loss - b.loss) <= rtol * b.loss
+    assert a.epochs_run == b.epochs_run
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(fit_intercept=True),
+        dict(fit_intercept=True, momentum=0.9, nesterov=True, weight_decay=0.01),
+        dict(momentum=0.5, dampening=0.3),
+    ],
+)
+def test_cluster_gd_matches_in_memory(client, data, kw):
+    X, y = data
+    Xd, yd = da.from_array(X, chunks=(7_000, 2)), da.from_array(y, chunks=9_000)
+    on_cluster = fastgd.gd(Xd, yd, lr=0.1, epochs=8, **kw)
+    in_memory = fastgd.gd(X, y, lr=0.1, epochs=8, **kw)
+    _close(on_cluster, in_memory)
+    # Deterministic: partial sums are added in chunk order, whatever finishes first.
+    again = fastgd.gd(Xd, yd, lr=0.1, epochs=8, **kw)
+    assert np.array_equal(again.w, on_cluster.w) and np.array_equal(again.losses, on_cluster.losses)
+
+
+def test_cluster_scalar_model_float32_and_mixed_inputs(client, data):
+    X, y = data
+    x = X[:, 0].astype(np.float32)
+    t = (2.0 * X[:, 0] + 0.1 * X[:, 1]).astype(np.float32)
+    on_cluster = fastgd.gd(da.from_array(x, chunks=6_000), t, lr=0.2, epochs=10)
+    in_memory = fastgd.gd(x, t, lr=0.2, epochs=10)
+    assert isinstance(on_cluster.w, float)
+    _close(on_cluster, in_memory, rtol=1e-5)
+
+
+def test_workers_run_numba_single_threaded(client):
+    from fastgd import _dask
+
+    def threads():
+        kernels = _dask._single_threaded_kernels("numba")
+        import numba
+
+        return kernels.NAME, numba.get_num_threads()
+
+    results = client.run(threads)
+    assert len(results) == 2 and all(r == ("numba", 1) for r in results.values())
+
+
+def test_callback_stops_and_sees_losses(client, data):
+    X, y = data
+    seen = []
+
+    def callback(epoch, so_far):
+        seen.append((epoch, so_far.epochs_run, so_far.loss))
+        return epoch == 3
+
+    result = fastgd.gd(da.from_array(X, chunks=10_000), y, lr=0.1, epochs=20, callback=callback)
+    assert result.epochs_run == 4 and [s[:2] for s in seen] == [(e, e + 1) for e in range(4)]
+    assert seen[-1][2] == result.loss
+
+
+def test_divergence(client, data):
+    X, y = data
+    with pytest.raises(fastgd.DivergenceError) as info:
+        fastgd.gd(da.from_array(X, chunks=10_000), y, lr=1e6, epochs=200)
+    assert np.isfinite(info.value.fit.loss) and info.value.fit.epochs_run == info.value.epoch
+
+
+def test_local_scheduler_without_client(data):
+    X, y = data
+    on_dask = fastgd.gd(da.from_array(X, chunks=8_000), da.from_array(y, chunks=8_000),
+                        lr=0.1, epochs=5, fit_intercept=True)
+    _close(on_dask, fastgd.gd(X, y, lr=0.1, epochs=5, fit_intercept=True))
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda X, y: fastgd.sgd(X, y), "gd.*compute"),
+        (lambda X, y: fastgd.minibatch_sgd(X, y, batch_size=64), "batch_size=64"),
+        (lambda X, y: fastgd.gd(X, y, exact=True), "exact"),
+        (lambda X, y: fastgd.gd(X, y[:-1]), "y"),
+        (lambda X, y: fastgd.gd(X, y, lr=-1.0), "lr"),
+    ],
+)
+def test_errors(data, call, match):
+    X, y = data
+    with pytest.raises(ValueError, match=match):
+        call(da.from_array(X, chunks=10_000), y)
+
+
+def test_non_finite_data_names_the_argument(data):
+    X, y = data
+    X = X.copy()
+    X[12_345, 1] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        fastgd.gd(da.from_array(X, chunks=10_000), y)
+    y = y.copy()
+    y[3] = np.inf
+    with pytest.raises(ValueError, match="y contains NaN"):
+        fastgd.gd(da.from_array(data[0], chunks=10_000), da.from_array(y, chunks=10_000))
+
+
+def test_import_fastgd_does_not_import_dask():
+    code = (
+        "import sys, fastgd; fastgd.gd([1.0, 2.0], [2.0, 4.0]);"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"
