@@ -118,6 +118,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         Optimizer steps taken since the model was initialised.
     lr_ : float
         The learning rate used by the last fit (``lr``, or what "auto" chose).
+    backend_ : str
+        The backend that ran the last fit.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when ``X`` had string column names.
@@ -316,6 +318,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         if warm:
             w0, b0 = self.coef_, float(self.intercept_) if self.fit_intercept else None
             state = self._optimizer_state
+            if state.velocity is not None and len(state.velocity) != d + int(self.fit_intercept):
+                state = OptimizerState()  # fit_intercept changed: a different set of parameters
             first_epoch = self.n_iter_
         else:
             w0, b0, state, first_epoch = None, None, OptimizerState(), 0
@@ -362,6 +366,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
     def _store(self, result: Fit, warm: bool, state: OptimizerState, lr: float) -> None:
         self.lr_ = float(lr)
+        self.backend_ = result.backend
         self.coef_ = np.asarray(result.w).reshape(-1).copy()
         self.intercept_ = float(result.b) if result.b is not None else 0.0
         losses = np.asarray(result.losses, dtype=np.float64)
