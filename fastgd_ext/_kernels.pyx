@@ -4,11 +4,12 @@
 One source for float32 and float64 (the fused type ``floating``). As in the
 numba kernels, per-sample terms are computed in the data dtype and added to
 float64 accumulators. Exact mode sums samples one after another, as the
-reference does. The default mode splits the samples into fixed blocks of
-``BLOCK`` rows, sums each block in order (in parallel across blocks with
-OpenMP when the build has it) and adds the block sums in block order, so the
-result is the same for any number of threads and equal to numba's. Inputs of
-at most one block take the exact path in both modes.
+reference does. The default mode does what numba_kernels.py's docstring
+describes, operation for operation (fixed blocks of ``BLOCK`` rows summed in
+parallel across blocks with OpenMP when the build has it and added in block
+order; ``LANES`` lanes for one feature; the affine maps of plain one-feature
+SGD), so results are the same for any number of threads and equal to numba's
+bit for bit. Inputs of at most one block take the exact path in both modes.
 
 Compiler directives (boundscheck, wraparound, cdivision) are set once in
 setup.py. The build passes ``-ffp-contract=off``: no FMA contraction.
@@ -31,6 +32,10 @@ cdef enum:
     _SIGNAL_CHECK_WORK = 1 << 22
 
 BLOCK = _BLOCK
+LANES = 8  # as in numba_kernels.py, spelled out in _accumulate_lanes and _dot_lanes
+
+# The natural order 0..n-1 (an empty order), for the full-data sums.
+cdef const int64_t[::1] _NATURAL = np.empty(0, dtype=np.int64)
 
 cdef extern from *:
     """
@@ -65,20 +70,98 @@ cdef inline floating _predict_row(const floating[:, ::1] X, Py_ssize_t i, const 
     return pred
 
 
+cdef inline void _predict_rows4(const floating[:, ::1] X, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t i2,
+                                Py_ssize_t i3, const floating[::1] params, Py_ssize_t d, bint fit_intercept,
+                                floating* p) noexcept nogil:
+    """``_predict_row`` of four rows at once into ``p[0..3]``: four independent
+    chains in the reference's order, so the out-of-order core overlaps them."""
+    cdef floating w = params[0]
+    cdef floating p0 = X[i0, 0] * w
+    cdef floating p1 = X[i1, 0] * w
+    cdef floating p2 = X[i2, 0] * w
+    cdef floating p3 = X[i3, 0] * w
+    cdef floating b
+    cdef Py_ssize_t j
+    for j in range(1, d):
+        w = params[j]
+        p0 += X[i0, j] * w
+        p1 += X[i1, j] * w
+        p2 += X[i2, j] * w
+        p3 += X[i3, j] * w
+    if fit_intercept:
+        b = params[d]
+        p0 += b
+        p1 += b
+        p2 += b
+        p3 += b
+    p[0] = p0
+    p[1] = p1
+    p[2] = p2
+    p[3] = p3
+
+
+cdef inline floating _dot_lanes(const floating[:, ::1] X, Py_ssize_t i, const floating[::1] params,
+                                Py_ssize_t d, bint fit_intercept, floating zero) noexcept nogil:
+    """Default-mode prediction: ``LANES`` partial dot products, pairwise tree.
+    ``zero`` is +0.0 in the training dtype."""
+    cdef floating l0 = zero, l1 = zero, l2 = zero, l3 = zero, l4 = zero, l5 = zero, l6 = zero, l7 = zero
+    cdef floating pred
+    cdef Py_ssize_t j = 0
+    while j + 8 <= d:
+        l0 += X[i, j] * params[j]
+        l1 += X[i, j + 1] * params[j + 1]
+        l2 += X[i, j + 2] * params[j + 2]
+        l3 += X[i, j + 3] * params[j + 3]
+        l4 += X[i, j + 4] * params[j + 4]
+        l5 += X[i, j + 5] * params[j + 5]
+        l6 += X[i, j + 6] * params[j + 6]
+        l7 += X[i, j + 7] * params[j + 7]
+        j += 8
+    # The last d % 8 features go to lanes 0, 1, ... in order.
+    if j < d:
+        l0 += X[i, j] * params[j]
+    if j + 1 < d:
+        l1 += X[i, j + 1] * params[j + 1]
+    if j + 2 < d:
+        l2 += X[i, j + 2] * params[j + 2]
+    if j + 3 < d:
+        l3 += X[i, j + 3] * params[j + 3]
+    if j + 4 < d:
+        l4 += X[i, j + 4] * params[j + 4]
+    if j + 5 < d:
+        l5 += X[i, j + 5] * params[j + 5]
+    if j + 6 < d:
+        l6 += X[i, j + 6] * params[j + 6]
+    pred = ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
+    if fit_intercept:
+        pred += params[d]
+    return pred
+
+
+cdef inline Py_ssize_t _row(const int64_t[::1] order, Py_ssize_t k) noexcept nogil:
+    """The row visited at position ``k``: ``order[k]``, or ``k`` for the natural order."""
+    if order.shape[0] == 0:
+        return k
+    return <Py_ssize_t>order[k]
+
+
 cdef void _accumulate(const floating[:, ::1] X, const floating[::1] y, const floating[::1] params,
-                      bint fit_intercept, bint want_gradient, Py_ssize_t start, Py_ssize_t stop,
-                      double* out) noexcept nogil:
-    """Add ``[Σ r², Σ 2 x_j r, (Σ 2 r)]`` over rows start..stop-1 into ``out``."""
+                      bint fit_intercept, bint want_gradient, const int64_t[::1] order, Py_ssize_t start,
+                      Py_ssize_t stop, double* out) noexcept nogil:
+    """Add ``[Σ r², Σ 2 x_j r, (Σ 2 r)]`` over positions start..stop-1 of ``order``
+    into ``out``, sample after sample (the reference's order)."""
     cdef Py_ssize_t d = X.shape[1]
-    cdef Py_ssize_t i, j
-    cdef floating w, x, r
+    cdef Py_ssize_t i, i0, i1, i2, i3, j, k
+    cdef floating w, x, r, r0, r1, r2, r3
+    cdef floating p[4]
     cdef double cost_sum, grad_sum
     if d == 1 and not fit_intercept:
         # The tutorial's model: keep the running sums in registers.
         w = params[0]
         cost_sum = out[0]
         grad_sum = out[1]
-        for i in range(start, stop):
+        for k in range(start, stop):
+            i = _row(order, k)
             x = X[i, 0]
             r = x * w - y[i]
             cost_sum += r * r
@@ -87,24 +170,92 @@ cdef void _accumulate(const floating[:, ::1] X, const floating[::1] y, const flo
         out[0] = cost_sum
         out[1] = grad_sum
         return
-    for i in range(start, stop):
+    cost_sum = out[0]
+    k = start
+    # Four rows at a time: their predictions are independent; the sums still
+    # take the rows one after another.
+    while k + 4 <= stop:
+        i0 = _row(order, k)
+        i1 = _row(order, k + 1)
+        i2 = _row(order, k + 2)
+        i3 = _row(order, k + 3)
+        _predict_rows4(X, i0, i1, i2, i3, params, d, fit_intercept, p)
+        r0 = p[0] - y[i0]
+        r1 = p[1] - y[i1]
+        r2 = p[2] - y[i2]
+        r3 = p[3] - y[i3]
+        cost_sum += r0 * r0
+        cost_sum += r1 * r1
+        cost_sum += r2 * r2
+        cost_sum += r3 * r3
+        if want_gradient:
+            for j in range(d):
+                out[1 + j] = ((((out[1 + j] + (X[i0, j] + X[i0, j]) * r0) + (X[i1, j] + X[i1, j]) * r1)
+                               + (X[i2, j] + X[i2, j]) * r2) + (X[i3, j] + X[i3, j]) * r3)
+            if fit_intercept:
+                out[1 + d] = (((out[1 + d] + (r0 + r0)) + (r1 + r1)) + (r2 + r2)) + (r3 + r3)
+        k += 4
+    while k < stop:
+        i = _row(order, k)
         r = _predict_row(X, i, params, d, fit_intercept) - y[i]
-        out[0] += r * r
+        cost_sum += r * r
         if want_gradient:
             for j in range(d):
                 out[1 + j] += (X[i, j] + X[i, j]) * r
             if fit_intercept:
                 out[1 + d] += r + r
+        k += 1
+    out[0] = cost_sum
+
+
+cdef void _accumulate_lanes(const floating[:, ::1] X, const floating[::1] y, floating w, bint want_gradient,
+                            Py_ssize_t start, Py_ssize_t stop, double* out) noexcept nogil:
+    """Default-mode block sums for one feature without intercept: row ``start + k``
+    goes to lane ``k % 8``; the lanes are added as a pairwise tree into ``out``.
+    (numba's c0..c7 and g0..g7 are c[0..7] and g[0..7] here.)"""
+    cdef double c[8]
+    cdef double g[8]
+    cdef Py_ssize_t i, lane
+    cdef floating x, r
+    for lane in range(8):
+        c[lane] = 0.0
+        g[lane] = 0.0
+    i = start
+    while i + 8 <= stop:
+        for lane in range(8):
+            x = X[i + lane, 0]
+            r = x * w - y[i + lane]
+            c[lane] += r * r
+            if want_gradient:
+                g[lane] += (x + x) * r
+        i += 8
+    # The last (stop - start) % 8 rows go to lanes 0, 1, ... in order.
+    lane = 0
+    while i < stop:
+        x = X[i, 0]
+        r = x * w - y[i]
+        c[lane] += r * r
+        g[lane] += (x + x) * r
+        lane += 1
+        i += 1
+    out[0] += ((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7]))
+    if want_gradient:
+        out[1] += ((g[0] + g[1]) + (g[2] + g[3])) + ((g[4] + g[5]) + (g[6] + g[7]))
 
 
 cdef void _blocked_sums(const floating[:, ::1] X, const floating[::1] y, const floating[::1] params,
                         bint fit_intercept, bint want_gradient, double[:, ::1] partials) noexcept nogil:
     cdef Py_ssize_t n = X.shape[0]
-    cdef Py_ssize_t blk, start
+    cdef Py_ssize_t d = X.shape[1]
+    cdef bint lanes = d == 1 and not fit_intercept
+    cdef Py_ssize_t blk, start, stop
     for blk in prange(partials.shape[0], schedule="static"):
         start = blk * _BLOCK
-        _accumulate(X, y, params, fit_intercept, want_gradient, start, min(n, start + _BLOCK),
-                    &partials[blk, 0])
+        stop = min(n, start + _BLOCK)
+        if lanes:
+            _accumulate_lanes(X, y, params[0], want_gradient, start, stop, &partials[blk, 0])
+        else:
+            _accumulate(X, y, params, fit_intercept, want_gradient, _NATURAL, start, stop, &partials[blk, 0])
 
 
 cdef inline Py_ssize_t _n_blocks(Py_ssize_t n, bint exact) noexcept nogil:
@@ -124,7 +275,7 @@ cdef void _sums(const floating[:, ::1] X, const floating[::1] y, const floating[
     for k in range(width):
         out[k] = 0.0
     if exact or n <= _BLOCK:
-        _accumulate(X, y, params, fit_intercept, want_gradient, 0, n, &out[0])
+        _accumulate(X, y, params, fit_intercept, want_gradient, _NATURAL, 0, n, &out[0])
         return
     n_blocks = (n + _BLOCK - 1) // _BLOCK
     for blk in range(n_blocks):
@@ -195,27 +346,124 @@ cdef void _batch_steps(const floating[:, ::1] X, const floating[::1] y, floating
                        const int64_t[::1] order, double[::1] acc) noexcept nogil:
     """One epoch of mini-batch steps over consecutive slices of ``order``."""
     cdef Py_ssize_t n = X.shape[0]
-    cdef Py_ssize_t d = X.shape[1]
-    cdef bint natural = order.shape[0] == 0
-    cdef Py_ssize_t start, stop, k, i, j, count
-    cdef floating r
+    cdef Py_ssize_t start, stop, j, count
     start = 0
     while start < n:  # numba's ``for start in range(0, n, batch_size)``
         stop = min(n, start + batch_size)
         for j in range(acc.shape[0]):
             acc[j] = 0.0
-        for k in range(start, stop):
-            i = k if natural else order[k]
-            r = _predict_row(X, i, params, d, fit_intercept) - y[i]
-            for j in range(d):
-                acc[j] += (X[i, j] + X[i, j]) * r
-            if fit_intercept:
-                acc[d] += r + r
+        _accumulate(X, y, params, fit_intercept, True, order, start, stop, &acc[0])
         count = stop - start
         for j in range(params.shape[0]):
-            grad[j] = acc[j] / count
+            grad[j] = acc[1 + j] / count
         _step(params, grad, velocity, steps, hyper, nesterov)
         start += batch_size
+
+
+cdef void _sgd_steps(const floating[:, ::1] X, const floating[::1] y, floating[::1] params,
+                     const floating[::1] hyper, bint fit_intercept, bint exact,
+                     const int64_t[::1] order) noexcept nogil:
+    """One epoch of plain per-sample SGD (no momentum, no weight decay).
+
+    Per sample, as the reference: ``g_j = 0.0 + (x_j + x_j)·r`` (the batch sum
+    of one term; ``/ 1`` is exact and omitted), ``w_j ← w_j − lr·g_j``.
+    """
+    cdef Py_ssize_t n = X.shape[0]
+    cdef Py_ssize_t d = X.shape[1]
+    cdef floating lr = hyper[0]
+    cdef floating zero = lr - lr  # +0.0 in the training dtype
+    cdef floating w, x, r
+    cdef Py_ssize_t i, j, k
+    if d == 1 and not fit_intercept:
+        w = params[0]
+        for k in range(n):
+            i = _row(order, k)
+            x = X[i, 0]
+            w = w - lr * ((x + x) * (x * w - y[i]) + zero)
+        params[0] = w
+        return
+    for k in range(n):
+        i = _row(order, k)
+        if exact or n <= _BLOCK:
+            r = _predict_row(X, i, params, d, fit_intercept) - y[i]
+        else:
+            r = _dot_lanes(X, i, params, d, fit_intercept, zero) - y[i]
+        for j in range(d):
+            params[j] = params[j] - lr * ((X[i, j] + X[i, j]) * r + zero)
+        if fit_intercept:
+            params[d] = params[d] - lr * ((r + r) + zero)
+
+
+cdef void _compose_block(const floating[:, ::1] X, const floating[::1] y, double c, const int64_t[::1] order,
+                         Py_ssize_t start, Py_ssize_t stop, double* AB) noexcept nogil:
+    """The affine map ``w ↦ A·w + B`` of the SGD steps at positions start..stop-1, into ``AB``."""
+    cdef double A = 1.0
+    cdef double B = 0.0
+    cdef double cx, a
+    cdef Py_ssize_t i, k
+    for k in range(start, stop):
+        i = _row(order, k)
+        cx = c * X[i, 0]
+        a = 1.0 - cx * X[i, 0]
+        A = a * A
+        B = a * B + cx * y[i]
+    AB[0] = A
+    AB[1] = B
+
+
+cdef void _compose_blocks4(const floating[:, ::1] X, const floating[::1] y, double c, const int64_t[::1] order,
+                           Py_ssize_t start, double* AB) noexcept nogil:
+    """``_compose_block`` of four consecutive full blocks into ``AB[0..7]``,
+    interleaved (the same arithmetic per block; four chains overlap their latencies)."""
+    cdef double A0 = 1.0, A1 = 1.0, A2 = 1.0, A3 = 1.0
+    cdef double B0 = 0.0, B1 = 0.0, B2 = 0.0, B3 = 0.0
+    cdef double cx0, cx1, cx2, cx3, a0, a1, a2, a3
+    cdef Py_ssize_t t, i0, i1, i2, i3
+    for t in range(start, start + _BLOCK):
+        i0 = _row(order, t)
+        i1 = _row(order, t + _BLOCK)
+        i2 = _row(order, t + 2 * _BLOCK)
+        i3 = _row(order, t + 3 * _BLOCK)
+        cx0 = c * X[i0, 0]
+        cx1 = c * X[i1, 0]
+        cx2 = c * X[i2, 0]
+        cx3 = c * X[i3, 0]
+        a0 = 1.0 - cx0 * X[i0, 0]
+        a1 = 1.0 - cx1 * X[i1, 0]
+        a2 = 1.0 - cx2 * X[i2, 0]
+        a3 = 1.0 - cx3 * X[i3, 0]
+        A0 = a0 * A0
+        A1 = a1 * A1
+        A2 = a2 * A2
+        A3 = a3 * A3
+        B0 = a0 * B0 + cx0 * y[i0]
+        B1 = a1 * B1 + cx1 * y[i1]
+        B2 = a2 * B2 + cx2 * y[i2]
+        B3 = a3 * B3 + cx3 * y[i3]
+    AB[0] = A0
+    AB[1] = B0
+    AB[2] = A1
+    AB[3] = B1
+    AB[4] = A2
+    AB[5] = B2
+    AB[6] = A3
+    AB[7] = B3
+
+
+cdef void _affine_maps(const floating[:, ::1] X, const floating[::1] y, double lr, const int64_t[::1] order,
+                       double[:, ::1] maps) noexcept nogil:
+    """``maps[k] = (A_k, B_k)``, the composed SGD steps of block ``k``, in parallel."""
+    cdef Py_ssize_t n = X.shape[0]
+    cdef Py_ssize_t n_blocks = maps.shape[0]
+    cdef double c = 2.0 * lr
+    cdef Py_ssize_t group, first, blk
+    for group in prange((n_blocks + 3) // 4, schedule="static"):
+        first = 4 * group
+        if (first + 4) * _BLOCK <= n:
+            _compose_blocks4(X, y, c, order, first * _BLOCK, &maps[first, 0])  # maps rows are contiguous
+        else:
+            for blk in range(first, min(n_blocks, first + 4)):
+                _compose_block(X, y, c, order, blk * _BLOCK, min(n, (blk + 1) * _BLOCK), &maps[blk, 0])
 
 
 cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, floating[::1] params,
@@ -223,8 +471,9 @@ cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, flo
                             floating[::1] previous, const floating[::1] hyper, bint nesterov,
                             bint fit_intercept, bint exact, bint full_batch, Py_ssize_t batch_size,
                             const int64_t[::1] order, double[::1] costs, double[::1] acc,
-                            double[::1] totals, double[:, ::1] partials) except -1 nogil:
-    """numba's ``run_epochs`` with its work arrays ``acc``, ``totals``, ``partials`` handed in.
+                            double[::1] totals, double[:, ::1] partials, bint plain_sgd, bint affine,
+                            double[:, ::1] maps) except -1 nogil:
+    """numba's ``run_epochs`` with its work arrays (``acc``, ``totals``, ``partials``, ``maps``) handed in.
 
     Unlike numba's, it also checks for signals between epochs, so Ctrl-C stops
     a long call with ``previous`` at the last finite epoch (the engine turns
@@ -232,8 +481,13 @@ cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, flo
     """
     cdef Py_ssize_t n = X.shape[0]
     cdef Py_ssize_t p = params.shape[0]
-    cdef Py_ssize_t e, j
+    cdef Py_ssize_t e, j, blk
     cdef Py_ssize_t work = 0
+    cdef double w
+    if affine:
+        # The maps depend on the data, lr and the order only: the same for
+        # every epoch of this call.
+        _affine_maps(X, y, <double>hyper[0], order, maps)
     for e in range(costs.shape[0]):
         if full_batch:
             _step(params, grad, velocity, steps, hyper, nesterov)
@@ -241,8 +495,18 @@ cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, flo
             for j in range(p):
                 grad[j] = totals[1 + j] / n
         else:
-            _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept,
-                         batch_size, order, acc)
+            if affine:
+                w = <double>params[0]
+                for blk in range(maps.shape[0]):
+                    w = maps[blk, 0] * w + maps[blk, 1]
+                params[0] = <floating>w
+                steps[0] += n
+            elif plain_sgd:
+                _sgd_steps(X, y, params, hyper, fit_intercept, exact, order)
+                steps[0] += n
+            else:
+                _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept,
+                             batch_size, order, acc)
             _sums(X, y, params, fit_intercept, exact, False, partials, totals)
         costs[e] = totals[0] / n
         if not isfinite(costs[e]):
@@ -263,10 +527,14 @@ def run_epochs(const floating[:, ::1] X, const floating[::1] y, floating[::1] pa
                const int64_t[::1] order, double[::1] costs):
     """Run ``len(costs)`` epochs in place; the number of epochs with a finite cost (see fastgd.kernels)."""
     cdef Py_ssize_t n = X.shape[0]
+    cdef Py_ssize_t d = X.shape[1]
     cdef Py_ssize_t p = params.shape[0]
-    cdef double[::1] acc = np.zeros(p)
+    cdef double[::1] acc = np.zeros(1 + p)
     cdef double[::1] totals = np.zeros(1 + p)
     cdef double[:, ::1] partials = np.zeros((_n_blocks(n, exact), 1 + p))
+    cdef bint plain_sgd = not full_batch and batch_size == 1 and hyper[1] == 0 and hyper[3] == 0
+    cdef bint affine = plain_sgd and not exact and d == 1 and not fit_intercept and n > _BLOCK
+    cdef double[:, ::1] maps = np.empty(((n + _BLOCK - 1) // _BLOCK if affine else 0, 2))
     cdef Py_ssize_t finite
     if not full_batch and batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -274,5 +542,6 @@ def run_epochs(const floating[:, ::1] X, const floating[::1] y, floating[::1] pa
         raise ValueError(f"order must be empty or have {n} entries, got {order.shape[0]}")
     with nogil:
         finite = _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept,
-                             exact, full_batch, batch_size, order, costs, acc, totals, partials)
+                             exact, full_batch, batch_size, order, costs, acc, totals, partials, plain_sgd,
+                             affine, maps)
     return finite

@@ -1,0 +1,354 @@
+"""The Cython backend (fastgd_ext): present, exact, equal to numba, thread-count independent,
+and the default when numba cannot be imported.
+
+Nothing here skips because the extension is missing: a missing ``.so`` fails
+:func:`test_extension_is_built` and every comparison below.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastgd
+import fastgd.reference as reference
+from conftest import linear_data
+from helpers import assert_bitwise_equal, assert_close
+
+ROOT = Path(__file__).resolve().parents[1]
+
+OPTIMIZERS = {
+    "plain": {},
+    "momentum": {"momentum": 0.9},
+    "nesterov": {"momentum": 0.8, "nesterov": True},
+    "dampening": {"momentum": 0.5, "dampening": 0.3},
+    "weight_decay": {"weight_decay": 0.05},
+    "everything": {"momentum": 0.7, "dampening": 0.2, "weight_decay": 0.01},
+}
+
+# Python run in the subprocesses: records every attempt to import the blocked
+# modules and makes it fail as if they were not installed.
+BLOCKER = textwrap.dedent(
+    """
+    import importlib.abc, importlib.machinery, sys
+    BLOCKED = {blocked!r}
+    ATTEMPTS = []
+
+    class _Missing(importlib.abc.Loader):
+        def create_module(self, spec):
+            raise ModuleNotFoundError(f"No module named {{spec.name!r}}", name=spec.name)
+
+        def exec_module(self, module):
+            raise AssertionError("unreachable")
+
+    class _Blocker(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name in BLOCKED or name.split(".")[0] in BLOCKED:
+                ATTEMPTS.append(name)
+                return importlib.machinery.ModuleSpec(name, _Missing())
+            return None
+
+    sys.meta_path.insert(0, _Blocker())
+    """
+)
+
+# The fits compared across processes: (name, data, options).
+CASES = {
+    "gd_1d": ("1d", dict(lr=0.1, epochs=3)),
+    "gd_2d_intercept": ("2d", dict(lr=0.1, epochs=3, fit_intercept=True, momentum=0.5)),
+    "sgd_2d": ("2d", dict(lr=0.01, epochs=2, batch_size=1, weight_decay=0.01)),
+    "mini_shuffle": ("2d", dict(lr=0.02, epochs=2, batch_size=7, fit_intercept=True, shuffle=True,
+                                seed=5, momentum=0.8, nesterov=True)),
+}
+CASE_CODE = textwrap.dedent(
+    """
+    import numpy as np
+    def case_data(kind, n):
+        rng = np.random.default_rng(2024)
+        X = rng.standard_normal((n, 3))
+        y = X @ np.array([1.5, -2.0, 0.25]) + 0.5 + 0.1 * rng.standard_normal(n)
+        return (X[:, 0], 2.0 * X[:, 0] - y * 0.01) if kind == "1d" else (X, y)
+
+    def fit_record(result):
+        return [np.asarray(result.w, dtype=np.float64).tobytes().hex(),
+                None if result.b is None else float(result.b).hex(),
+                np.asarray(result.losses).tobytes().hex(), float(result.loss).hex(),
+                result.epochs_run, result.backend]
+    """
+)
+namespace: dict = {}
+exec(CASE_CODE, namespace)
+case_data, fit_record = namespace["case_data"], namespace["fit_record"]
+N_CASE = 3 * 4096 + 123  # several blocks, and a short last one
+
+
+def _run_python(code: str, tmp_path: Path, env_extra=None) -> dict:
+    """Run ``code`` in a fresh interpreter (warnings as errors); it prints one JSON line."""
+    script = tmp_path / "child.py"
+    script.write_text(code)
+    env = dict(os.environ)
+    env.pop("FASTGD_BACKEND", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env.update(env_extra or {})
+    proc = subprocess.run([sys.executable, "-W", "error", str(script)], cwd=str(tmp_path), env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# (a) the extension is part of the tested install ---------------------------------------------
+
+
+def test_extension_is_built():
+    """Fails (never skips) when the compiled fastgd_ext._kernels is missing or stale."""
+    from fastgd_ext import _kernels  # an ImportError here means: build it (pip install -e .)
+
+    assert Path(_kernels.__file__).suffix in (".so", ".pyd"), _kernels.__file__
+    from fastgd.kernels import cython_kernels, numba_kernels
+
+    assert cython_kernels.unavailable_reason() is None
+    assert _kernels.BLOCK == numba_kernels.BLOCK  # same blocks: same bits as numba by default
+    info = {row.name: row for row in fastgd.backends()}["cython"]
+    assert info.available, info.reason
+    with fastgd.use("cython"):
+        assert fastgd.gd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], lr=0.1).backend == "cython"
+
+
+def test_extension_float_types_only():
+    from fastgd_ext import _kernels
+
+    X = np.ones((3, 1), dtype=np.int64)
+    with pytest.raises(TypeError):
+        _kernels.sums(X, X[:, 0], np.ones(1, dtype=np.int64), False, True, True)
+
+
+# (d) bitwise against the reference (exact) and numba (default) ---------------------------
+
+
+@pytest.fixture
+def cython_backend():
+    with fastgd.use("cython"):
+        yield
+
+
+@pytest.mark.parametrize("shape", ["1d", "2d"])
+@pytest.mark.parametrize("fit_intercept", [False, True])
+@pytest.mark.parametrize("batch_size", [None, 1, 7])
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_exact_bitwise_reference(cython_backend, rng, shape, fit_intercept, batch_size, optimizer, shuffle):
+    X, y = linear_data(rng, 29, 3, scalar=shape == "1d")
+    kw = dict(lr=0.03, epochs=3, batch_size=batch_size, fit_intercept=fit_intercept, shuffle=shuffle,
+              seed=11, **OPTIMIZERS[optimizer])
+    got = fastgd.fit(X, y, exact=True, **kw)
+    assert got.backend == "cython"
+    assert_bitwise_equal(got, reference.fit(X, y, **kw))
+
+
+def test_exact_bitwise_reference_over_blocks(cython_backend, rng):
+    # Larger than a block: exact mode must still sum sequentially.
+    X, y = linear_data(rng, 2 * 4096 + 17, 2)
+    kw = dict(lr=0.1, epochs=2, fit_intercept=True, momentum=0.3)
+    assert_bitwise_equal(fastgd.fit(X, y, exact=True, **kw), reference.fit(X, y, **kw))
+
+
+def _flat(value):
+    """A value of forward/loss/cost/gradient (scalar, array or a (dw, db) tuple) as float64[:]."""
+    parts = value if isinstance(value, tuple) else (value,)
+    return np.hstack([np.atleast_1d(np.asarray(part, dtype=np.float64)) for part in parts])
+
+
+def test_model_functions_bitwise_reference(cython_backend, rng):
+    X, y = linear_data(rng, 37, 4)
+    w = rng.standard_normal(4)
+    for b in (None, 0.25):
+        for got, expected in [
+            (fastgd.forward(X, w, b), reference.forward(X, w, b)),
+            (fastgd.loss(X, y, w, b), reference.loss(X, y, w, b)),
+            (fastgd.cost(X, y, w, b), reference.cost(X, y, w, b)),
+            (fastgd.gradient(X, y, w, b), reference.gradient(X, y, w, b)),
+        ]:
+            assert _flat(got).tobytes() == _flat(expected).tobytes()
+    assert fastgd.forward(3.0, 2.0, 0.5) == reference.forward(3.0, 2.0, 0.5)
+
+
+def test_predict_parallel_path(cython_backend, rng):
+    X, _ = linear_data(rng, 3 * 4096 + 5, 3)  # above BLOCK: the prange loop
+    w = rng.standard_normal(3)
+    assert fastgd.forward(X, w, -1.5).tobytes() == reference.forward(X, w, -1.5).tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [1, 11])
+@pytest.mark.parametrize("fit_intercept", [False, True])
+@pytest.mark.parametrize("batch_size", [None, 1, 7])
+@pytest.mark.parametrize("optimizer", ["plain", "everything"])
+def test_default_mode_bitwise_numba(rng, dtype, d, fit_intercept, batch_size, optimizer):
+    """Same blocks, lanes and per-block arithmetic: cython gives numba's bits in the default mode
+    too (plain per-sample SGD covers the lane dot products and, with one feature, the affine maps)."""
+    info = {row.name: row for row in fastgd.backends()}["numba"]
+    if not info.available:
+        pytest.skip(f"numba unavailable: {info.reason}")
+    n = 4 * 4096 + 2 * 4096 + 700 if d == 1 else 2 * 4096 + 700  # d == 1: one group of 4 blocks, then the rest
+    X, y = linear_data(rng, n, d, dtype=dtype, scalar=d == 1)
+    kw = dict(lr=0.05 if batch_size is None else 0.002, epochs=2, batch_size=batch_size,
+              fit_intercept=fit_intercept, shuffle=batch_size is not None, seed=1, **OPTIMIZERS[optimizer])
+    with fastgd.use("numba"):
+        expected = fastgd.fit(X, y, **kw)
+        expected_cost = fastgd.cost(X, y, expected.w, expected.b)
+    with fastgd.use("cython"):
+        got = fastgd.fit(X, y, **kw)
+        got_cost = fastgd.cost(X, y, got.w, got.b)
+    assert got.backend == "cython"
+    assert_bitwise_equal(got, expected)
+    assert float(got_cost).hex() == float(expected_cost).hex()
+
+
+@pytest.mark.parametrize("shape", ["1d", "2d"])
+@pytest.mark.parametrize("batch_size", [None, 1, 7])
+@pytest.mark.parametrize("optimizer", ["plain", "nesterov", "everything"])
+def test_float32_within_tolerance(cython_backend, rng, shape, batch_size, optimizer):
+    X, y = linear_data(rng, 33, 3, dtype=np.float32, scalar=shape == "1d")
+    kw = dict(lr=0.03, epochs=3, batch_size=batch_size, fit_intercept=True, **OPTIMIZERS[optimizer])
+    got = fastgd.fit(X, y, **kw)
+    if shape == "2d":
+        assert got.w.dtype == np.float32
+    assert_close(got, reference.fit(X, y, **kw), rtol=2e-4, atol=2e-5)
+
+
+def test_divergence_inside_one_kernel_call(cython_backend):
+    # Several epochs run in one run_epochs call; the break must match the reference's.
+    X, y = [1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 8.0]
+    errors = []
+    for module in (reference, fastgd):
+        with pytest.raises(fastgd.DivergenceError) as info:
+            module.gd(X, y, lr=10.0, epochs=1000)
+        errors.append(info.value)
+    got, expected = errors[1], errors[0]
+    assert got.epoch == expected.epoch
+    assert_bitwise_equal(got.fit, expected.fit)
+
+
+def test_caller_arrays_untouched(cython_backend, rng):
+    X, y = linear_data(rng, 50, 2)
+    w0 = np.array([0.5, -0.5])
+    copies = X.copy(), y.copy(), w0.copy()
+    fastgd.sgd(X, y, w0=w0, lr=0.01, epochs=2, shuffle=True, seed=0)
+    for before, after in zip(copies, (X, y, w0)):
+        assert before.tobytes() == after.tobytes()
+
+
+# (b) numba cannot be imported: cython is the default, with the same results -------------------
+
+
+def _cases_code() -> str:
+    return CASE_CODE + textwrap.dedent(
+        f"""
+        import fastgd
+        CASES = {CASES!r}
+        def run_cases():
+            out = {{}}
+            for name, (kind, kw) in CASES.items():
+                X, y = case_data(kind, {N_CASE})
+                out[name] = fit_record(fastgd.fit(X, y, **kw))
+            return out
+        """
+    )
+
+
+def _in_process_cases() -> dict:
+    out = {}
+    with fastgd.use("cython"):
+        for name, (kind, kw) in CASES.items():
+            X, y = case_data(kind, N_CASE)
+            out[name] = fit_record(fastgd.fit(X, y, **kw))
+    return out
+
+
+def test_default_is_cython_without_numba(tmp_path):
+    code = BLOCKER.format(blocked=["numba", "llvmlite"]) + textwrap.dedent(
+        """
+        import json
+        import fastgd
+        after_import = sorted(m for m in sys.modules if m.split(".")[0] in ("numba", "llvmlite"))
+        attempts_at_import = list(ATTEMPTS)
+        """
+    ) + _cases_code() + textwrap.dedent(
+        """
+        results = run_cases()
+        backends = {row.name: [row.available, row.reason] for row in fastgd.backends()}
+        print(json.dumps(dict(
+            after_import=after_import, attempts_at_import=attempts_at_import,
+            after_fit=sorted(m for m in sys.modules if m.split(".")[0] in ("numba", "llvmlite")),
+            default=fastgd._registry.current_name(), backends=backends, results=results)))
+        """
+    )
+    child = _run_python(code, tmp_path)
+    assert child["after_import"] == [] and child["attempts_at_import"] == []  # import fastgd: no numba
+    assert child["after_fit"] == []
+    assert child["default"] == "cython"
+    assert child["backends"]["numba"][0] is False and "numba" in child["backends"]["numba"][1]
+    assert child["backends"]["cython"] == [True, None]
+    expected = _in_process_cases()
+    for name in CASES:
+        assert child["results"][name][-1] == "cython"
+        assert child["results"][name] == expected[name], name
+
+
+def test_missing_extension_reason_and_fallback(tmp_path):
+    # Neither numba nor the compiled extension: backends() says why, and fits fall back to numpy.
+    code = BLOCKER.format(blocked=["numba", "fastgd_ext._kernels"]) + textwrap.dedent(
+        """
+        import json, warnings
+        import fastgd
+        reasons = {row.name: row.reason for row in fastgd.backends()}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with fastgd.use("cython"):
+                backend = fastgd.gd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], lr=0.1).backend
+        print(json.dumps(dict(reasons=reasons, backend=backend,
+                              warnings=[(w.category.__name__, str(w.message)) for w in caught])))
+        """
+    )
+    child = _run_python(code, tmp_path)
+    assert "not built" in child["reasons"]["cython"]
+    assert "pip install" in child["reasons"]["cython"]
+    assert child["backend"] == "numpy"
+    assert [name for name, _ in child["warnings"]] == ["BackendFallbackWarning"]
+    assert "not built" in child["warnings"][0][1]
+
+
+# (c) thread-count independence of the parallel (prange) paths ---------------------------------
+
+
+def test_same_bytes_for_one_and_two_threads(tmp_path):
+    code = _cases_code() + textwrap.dedent(
+        """
+        import json
+        from fastgd_ext import _kernels
+        results = run_cases()
+        X, y = case_data("2d", 5 * 4096 + 1)
+        results["predict"] = fastgd.forward(X, np.array([0.1, 0.2, 0.3]), 0.4).tobytes().hex()
+        results["cost"] = float(fastgd.cost(X, y, np.array([0.1, 0.2, 0.3]), 0.4)).hex()
+        print(json.dumps(dict(threads=_kernels.threads(), openmp=_kernels.OPENMP, results=results)))
+        """
+    )
+    runs = {t: _run_python(code, tmp_path, {"OMP_NUM_THREADS": str(t), "FASTGD_BACKEND": "cython"})
+            for t in (1, 2)}
+    assert runs[1]["threads"] == 1
+    if runs[2]["openmp"]:
+        assert runs[2]["threads"] == 2
+    for name, (_, kw) in CASES.items():
+        assert runs[1]["results"][name][-1] == "cython"
+    assert runs[1]["results"] == runs[2]["results"]
+    # ... and the same bytes as this process, whatever its thread count.
+    expected = _in_process_cases()
+    for name in CASES:
+        assert runs[1]["results"][name] == expected[name], name
