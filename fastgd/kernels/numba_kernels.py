@@ -2,10 +2,32 @@
 fastgd/kernels/cuda_kernels.py; the operation order is fastgd/reference.py's.
 
 Exact mode sums samples one after another, as the reference does. The default
-mode splits the samples into fixed blocks of ``BLOCK``, sums each block in
-order (in parallel across blocks) and adds the block sums in block order, so
-the result is the same for any number of threads. Inputs of at most one block
-take the exact path in both modes.
+mode splits the samples into fixed blocks of ``BLOCK``, sums each block (in
+parallel across blocks) and adds the block sums in block order, so the result
+is the same for any number of threads. Inputs of at most one block take the
+exact path in both modes. What the default mode does differently, precisely
+(see benchmarks/NOTES.md for the measurements behind each choice):
+
+* ``sums`` for one feature without intercept: inside a block, row ``start + k``
+  goes to lane ``k % LANES``; each lane sums its rows in order starting from
+  0.0, and the block's sum is the lanes' pairwise tree
+  ``((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))``. Every other shape
+  sums each block row by row, exactly as the exact mode does.
+* per-sample SGD with more than one feature (or an intercept), no momentum
+  or weight decay, more than one block of samples: the prediction ``x·w`` is split into ``LANES`` partial dot
+  products (lane ``l`` takes the features ``j ≡ l (mod LANES)`` in increasing
+  ``j``, starting from 0.0), combined by the same pairwise tree; then ``+ b``.
+* per-sample SGD with one feature, no intercept, no momentum or weight decay,
+  more than one block of samples: each sample is the affine map ``w ← a_i·w + b_i`` with ``c = 2·lr``,
+  ``a_i = 1 − (c·x_i)·x_i`` and ``b_i = (c·x_i)·y_i`` (float64). The maps of the
+  samples at visiting positions ``[k·BLOCK, (k+1)·BLOCK)`` compose, in order,
+  into ``(A_k, B_k)`` with ``A ← a_i·A`` and ``B ← a_i·B + b_i`` from ``(1, 0)``
+  (blocks in parallel); the epoch then applies ``w ← A_k·w + B_k`` for
+  ``k = 0, 1, ...`` in order, and stores ``w`` in the training dtype.
+
+Mini-batch and full-batch steps have the exact mode's arithmetic in both
+modes (their gradients sum within a batch in batch order, vectorised over
+features); only the full-data cost and gradient sums are blocked.
 """
 
 from __future__ import annotations
@@ -17,6 +39,7 @@ from fastgd.kernels._numba_jit import jit, prange
 
 NAME = "numba"
 BLOCK = 4096
+LANES = 8  # the lane count is spelled out in _accumulate_lanes and _dot_lanes
 
 
 @jit
@@ -30,15 +53,86 @@ def _predict_row(X, i, params, d, fit_intercept):
 
 
 @jit
-def _accumulate(X, y, params, fit_intercept, want_gradient, start, stop, out):
-    """Add ``[Σ r², Σ 2 x_j r, (Σ 2 r)]`` over rows start..stop-1 into ``out``."""
+def _predict_rows4(X, i0, i1, i2, i3, params, d, fit_intercept):
+    """``_predict_row`` of four rows at once: four independent chains in the
+    reference's order, so the out-of-order core overlaps their latencies."""
+    w = params[0]
+    p0 = X[i0, 0] * w
+    p1 = X[i1, 0] * w
+    p2 = X[i2, 0] * w
+    p3 = X[i3, 0] * w
+    for j in range(1, d):
+        w = params[j]
+        p0 += X[i0, j] * w
+        p1 += X[i1, j] * w
+        p2 += X[i2, j] * w
+        p3 += X[i3, j] * w
+    if fit_intercept:
+        b = params[d]
+        p0 += b
+        p1 += b
+        p2 += b
+        p3 += b
+    return p0, p1, p2, p3
+
+
+@jit
+def _dot_lanes(X, i, params, d, fit_intercept, zero):
+    """Default-mode prediction: ``LANES`` partial dot products, pairwise tree.
+    ``zero`` is +0.0 in the training dtype."""
+    l0 = l1 = l2 = l3 = l4 = l5 = l6 = l7 = zero
+    j = 0
+    while j + 8 <= d:
+        l0 += X[i, j] * params[j]
+        l1 += X[i, j + 1] * params[j + 1]
+        l2 += X[i, j + 2] * params[j + 2]
+        l3 += X[i, j + 3] * params[j + 3]
+        l4 += X[i, j + 4] * params[j + 4]
+        l5 += X[i, j + 5] * params[j + 5]
+        l6 += X[i, j + 6] * params[j + 6]
+        l7 += X[i, j + 7] * params[j + 7]
+        j += 8
+    # The last d % 8 features go to lanes 0, 1, ... in order.
+    if j < d:
+        l0 += X[i, j] * params[j]
+    if j + 1 < d:
+        l1 += X[i, j + 1] * params[j + 1]
+    if j + 2 < d:
+        l2 += X[i, j + 2] * params[j + 2]
+    if j + 3 < d:
+        l3 += X[i, j + 3] * params[j + 3]
+    if j + 4 < d:
+        l4 += X[i, j + 4] * params[j + 4]
+    if j + 5 < d:
+        l5 += X[i, j + 5] * params[j + 5]
+    if j + 6 < d:
+        l6 += X[i, j + 6] * params[j + 6]
+    pred = ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
+    if fit_intercept:
+        pred += params[d]
+    return pred
+
+
+@jit
+def _row(order, k):
+    """The row visited at position ``k``: ``order[k]``, or ``k`` for the natural order."""
+    if order.shape[0] == 0:
+        return k
+    return order[k]
+
+
+@jit
+def _accumulate(X, y, params, fit_intercept, want_gradient, order, start, stop, out):
+    """Add ``[Σ r², Σ 2 x_j r, (Σ 2 r)]`` over positions start..stop-1 of ``order``
+    into ``out``, sample after sample (the reference's order)."""
     d = X.shape[1]
     if d == 1 and not fit_intercept:
         # The tutorial's model: keep the running sums in registers.
         w = params[0]
         cost_sum = out[0]
         grad_sum = out[1]
-        for i in range(start, stop):
+        for k in range(start, stop):
+            i = _row(order, k)
             x = X[i, 0]
             r = x * w - y[i]
             cost_sum += r * r
@@ -47,22 +141,133 @@ def _accumulate(X, y, params, fit_intercept, want_gradient, start, stop, out):
         out[0] = cost_sum
         out[1] = grad_sum
         return
-    for i in range(start, stop):
+    cost_sum = out[0]
+    k = start
+    # Four rows at a time: their predictions are independent; the sums still
+    # take the rows one after another, vectorised over the features.
+    while k + 4 <= stop:
+        i0 = _row(order, k)
+        i1 = _row(order, k + 1)
+        i2 = _row(order, k + 2)
+        i3 = _row(order, k + 3)
+        p0, p1, p2, p3 = _predict_rows4(X, i0, i1, i2, i3, params, d, fit_intercept)
+        r0 = p0 - y[i0]
+        r1 = p1 - y[i1]
+        r2 = p2 - y[i2]
+        r3 = p3 - y[i3]
+        cost_sum += r0 * r0
+        cost_sum += r1 * r1
+        cost_sum += r2 * r2
+        cost_sum += r3 * r3
+        if want_gradient:
+            for j in range(d):
+                out[1 + j] = ((((out[1 + j] + (X[i0, j] + X[i0, j]) * r0) + (X[i1, j] + X[i1, j]) * r1)
+                               + (X[i2, j] + X[i2, j]) * r2) + (X[i3, j] + X[i3, j]) * r3)
+            if fit_intercept:
+                out[1 + d] = (((out[1 + d] + (r0 + r0)) + (r1 + r1)) + (r2 + r2)) + (r3 + r3)
+        k += 4
+    while k < stop:
+        i = _row(order, k)
         r = _predict_row(X, i, params, d, fit_intercept) - y[i]
-        out[0] += r * r
+        cost_sum += r * r
         if want_gradient:
             for j in range(d):
                 out[1 + j] += (X[i, j] + X[i, j]) * r
             if fit_intercept:
                 out[1 + d] += r + r
+        k += 1
+    out[0] = cost_sum
+
+
+@jit
+def _accumulate_lanes(X, y, w, want_gradient, start, stop, out):
+    """Default-mode block sums for one feature without intercept: row ``start + k``
+    goes to lane ``k % 8``; the lanes are added as a pairwise tree into ``out``."""
+    c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = 0.0
+    g0 = g1 = g2 = g3 = g4 = g5 = g6 = g7 = 0.0
+    i = start
+    while i + 8 <= stop:
+        x0 = X[i, 0]
+        x1 = X[i + 1, 0]
+        x2 = X[i + 2, 0]
+        x3 = X[i + 3, 0]
+        x4 = X[i + 4, 0]
+        x5 = X[i + 5, 0]
+        x6 = X[i + 6, 0]
+        x7 = X[i + 7, 0]
+        r0 = x0 * w - y[i]
+        r1 = x1 * w - y[i + 1]
+        r2 = x2 * w - y[i + 2]
+        r3 = x3 * w - y[i + 3]
+        r4 = x4 * w - y[i + 4]
+        r5 = x5 * w - y[i + 5]
+        r6 = x6 * w - y[i + 6]
+        r7 = x7 * w - y[i + 7]
+        c0 += r0 * r0
+        c1 += r1 * r1
+        c2 += r2 * r2
+        c3 += r3 * r3
+        c4 += r4 * r4
+        c5 += r5 * r5
+        c6 += r6 * r6
+        c7 += r7 * r7
+        if want_gradient:
+            g0 += (x0 + x0) * r0
+            g1 += (x1 + x1) * r1
+            g2 += (x2 + x2) * r2
+            g3 += (x3 + x3) * r3
+            g4 += (x4 + x4) * r4
+            g5 += (x5 + x5) * r5
+            g6 += (x6 + x6) * r6
+            g7 += (x7 + x7) * r7
+        i += 8
+    # The last (stop - start) % 8 rows go to lanes 0, 1, ... in order.
+    lane = 0
+    while i < stop:
+        x = X[i, 0]
+        r = x * w - y[i]
+        t = r * r
+        g = (x + x) * r
+        if lane == 0:
+            c0 += t
+            g0 += g
+        elif lane == 1:
+            c1 += t
+            g1 += g
+        elif lane == 2:
+            c2 += t
+            g2 += g
+        elif lane == 3:
+            c3 += t
+            g3 += g
+        elif lane == 4:
+            c4 += t
+            g4 += g
+        elif lane == 5:
+            c5 += t
+            g5 += g
+        else:
+            c6 += t
+            g6 += g
+        lane += 1
+        i += 1
+    out[0] += ((c0 + c1) + (c2 + c3)) + ((c4 + c5) + (c6 + c7))
+    if want_gradient:
+        out[1] += ((g0 + g1) + (g2 + g3)) + ((g4 + g5) + (g6 + g7))
 
 
 @jit(parallel=True)
 def _blocked_sums(X, y, params, fit_intercept, want_gradient, partials):
-    n = X.shape[0]
+    n, d = X.shape
+    lanes = d == 1 and not fit_intercept
+    natural = np.empty(0, dtype=np.int64)
     for blk in prange(partials.shape[0]):
         start = blk * BLOCK
-        _accumulate(X, y, params, fit_intercept, want_gradient, start, min(n, start + BLOCK), partials[blk])
+        stop = min(n, start + BLOCK)
+        if lanes:
+            _accumulate_lanes(X, y, params[0], want_gradient, start, stop, partials[blk])
+        else:
+            _accumulate(X, y, params, fit_intercept, want_gradient, natural, start, stop, partials[blk])
 
 
 @jit
@@ -71,7 +276,7 @@ def sums(X, y, params, fit_intercept, exact, want_gradient):
     width = 1 + params.shape[0]
     if exact or n <= BLOCK:
         out = np.zeros(width)
-        _accumulate(X, y, params, fit_intercept, want_gradient, 0, n, out)
+        _accumulate(X, y, params, fit_intercept, want_gradient, np.empty(0, dtype=np.int64), 0, n, out)
         return out
     n_blocks = (n + BLOCK - 1) // BLOCK
     partials = np.zeros((n_blocks, width))
@@ -128,30 +333,130 @@ def _step(params, grad, velocity, steps, hyper, nesterov):
 @jit
 def _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order, acc):
     """One epoch of mini-batch steps over consecutive slices of ``order``."""
-    n, d = X.shape
-    natural = order.shape[0] == 0
+    n = X.shape[0]
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         acc[:] = 0.0
-        for k in range(start, stop):
-            i = k if natural else order[k]
-            r = _predict_row(X, i, params, d, fit_intercept) - y[i]
-            for j in range(d):
-                acc[j] += (X[i, j] + X[i, j]) * r
-            if fit_intercept:
-                acc[d] += r + r
+        _accumulate(X, y, params, fit_intercept, True, order, start, stop, acc)
         count = stop - start
         for j in range(params.shape[0]):
-            grad[j] = acc[j] / count
+            grad[j] = acc[1 + j] / count
         _step(params, grad, velocity, steps, hyper, nesterov)
+
+
+@jit
+def _sgd_steps(X, y, params, hyper, fit_intercept, exact, order):
+    """One epoch of plain per-sample SGD (no momentum, no weight decay).
+
+    Per sample, as the reference: ``g_j = 0.0 + (x_j + x_j)·r`` (the batch sum
+    of one term; ``/ 1`` is exact and omitted), ``w_j ← w_j − lr·g_j``.
+    """
+    n, d = X.shape
+    lr = hyper[0]
+    zero = lr - lr  # +0.0 in the training dtype
+    if d == 1 and not fit_intercept:
+        w = params[0]
+        for k in range(n):
+            i = _row(order, k)
+            x = X[i, 0]
+            w = w - lr * ((x + x) * (x * w - y[i]) + zero)
+        params[0] = w
+        return
+    for k in range(n):
+        i = _row(order, k)
+        if exact or n <= BLOCK:
+            r = _predict_row(X, i, params, d, fit_intercept) - y[i]
+        else:
+            r = _dot_lanes(X, i, params, d, fit_intercept, zero) - y[i]
+        for j in range(d):
+            params[j] = params[j] - lr * ((X[i, j] + X[i, j]) * r + zero)
+        if fit_intercept:
+            params[d] = params[d] - lr * ((r + r) + zero)
+
+
+@jit
+def _compose_block(X, y, c, order, start, stop):
+    """The affine map ``w ↦ A·w + B`` of the SGD steps at positions start..stop-1."""
+    A = 1.0
+    B = 0.0
+    for k in range(start, stop):
+        i = _row(order, k)
+        cx = c * X[i, 0]
+        a = 1.0 - cx * X[i, 0]
+        A = a * A
+        B = a * B + cx * y[i]
+    return A, B
+
+
+@jit
+def _compose_blocks4(X, y, c, order, start):
+    """``_compose_block`` of four consecutive full blocks, interleaved (the
+    same arithmetic per block; four chains overlap their latencies)."""
+    A0 = A1 = A2 = A3 = 1.0
+    B0 = B1 = B2 = B3 = 0.0
+    for t in range(start, start + BLOCK):
+        i0 = _row(order, t)
+        i1 = _row(order, t + BLOCK)
+        i2 = _row(order, t + 2 * BLOCK)
+        i3 = _row(order, t + 3 * BLOCK)
+        cx0 = c * X[i0, 0]
+        cx1 = c * X[i1, 0]
+        cx2 = c * X[i2, 0]
+        cx3 = c * X[i3, 0]
+        a0 = 1.0 - cx0 * X[i0, 0]
+        a1 = 1.0 - cx1 * X[i1, 0]
+        a2 = 1.0 - cx2 * X[i2, 0]
+        a3 = 1.0 - cx3 * X[i3, 0]
+        A0 = a0 * A0
+        A1 = a1 * A1
+        A2 = a2 * A2
+        A3 = a3 * A3
+        B0 = a0 * B0 + cx0 * y[i0]
+        B1 = a1 * B1 + cx1 * y[i1]
+        B2 = a2 * B2 + cx2 * y[i2]
+        B3 = a3 * B3 + cx3 * y[i3]
+    return A0, B0, A1, B1, A2, B2, A3, B3
+
+
+@jit(parallel=True)
+def _affine_maps(X, y, lr, order, maps):
+    """``maps[k] = (A_k, B_k)``, the composed SGD steps of block ``k``, in parallel."""
+    n = X.shape[0]
+    n_blocks = maps.shape[0]
+    c = 2.0 * lr
+    for group in prange((n_blocks + 3) // 4):
+        first = 4 * group
+        if (first + 4) * BLOCK <= n:
+            A0, B0, A1, B1, A2, B2, A3, B3 = _compose_blocks4(X, y, c, order, first * BLOCK)
+            maps[first, 0] = A0
+            maps[first, 1] = B0
+            maps[first + 1, 0] = A1
+            maps[first + 1, 1] = B1
+            maps[first + 2, 0] = A2
+            maps[first + 2, 1] = B2
+            maps[first + 3, 0] = A3
+            maps[first + 3, 1] = B3
+        else:
+            for blk in range(first, min(n_blocks, first + 4)):
+                A, B = _compose_block(X, y, c, order, blk * BLOCK, min(n, (blk + 1) * BLOCK))
+                maps[blk, 0] = A
+                maps[blk, 1] = B
 
 
 @jit
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
                full_batch, batch_size, order, costs):
-    n = X.shape[0]
+    n, d = X.shape
     p = params.shape[0]
-    acc = np.zeros(p)
+    acc = np.zeros(1 + p)
+    plain_sgd = not full_batch and batch_size == 1 and hyper[1] == 0 and hyper[3] == 0
+    affine = plain_sgd and not exact and d == 1 and not fit_intercept and n > BLOCK
+    maps = np.empty((0, 2))
+    if affine:
+        # The maps depend on the data, lr and the order only: the same for
+        # every epoch of this call.
+        maps = np.empty(((n + BLOCK - 1) // BLOCK, 2))
+        _affine_maps(X, y, np.float64(hyper[0]), order, maps)
     for e in range(costs.shape[0]):
         if full_batch:
             _step(params, grad, velocity, steps, hyper, nesterov)
@@ -159,8 +464,18 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
             for j in range(p):
                 grad[j] = totals[1 + j] / n
         else:
-            _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept,
-                         batch_size, order, acc)
+            if affine:
+                w = np.float64(params[0])
+                for blk in range(maps.shape[0]):
+                    w = maps[blk, 0] * w + maps[blk, 1]
+                params[0] = w
+                steps[0] += n
+            elif plain_sgd:
+                _sgd_steps(X, y, params, hyper, fit_intercept, exact, order)
+                steps[0] += n
+            else:
+                _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept,
+                             batch_size, order, acc)
             totals = sums(X, y, params, fit_intercept, exact, False)
         costs[e] = totals[0] / n
         if not np.isfinite(costs[e]):
