@@ -10,6 +10,7 @@ paths must round every operation as the reference does (no FMA contraction).
 import os
 import subprocess
 import sys
+import sysconfig
 import tempfile
 
 from setuptools import Extension, setup
@@ -19,7 +20,8 @@ def _openmp_flags():
     """``-fopenmp`` if the C compiler accepts it, else nothing (serial build)."""
     if os.environ.get("FASTGD_NO_OPENMP") == "1":
         return []
-    cc = os.environ.get("CC", "cc")
+    # The compiler setuptools will use: $CC, else the one Python was built with.
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
     with tempfile.TemporaryDirectory() as tmp:
         source = os.path.join(tmp, "probe.c")
         with open(source, "w") as handle:
