@@ -486,3 +486,30 @@ def test_keyboard_interrupt_keeps_the_last_completed_epoch(weighted):
     assert model.n_iter_ == 5 and info.value.fit.epochs_run == 5
     np.testing.assert_array_equal(info.value.fit.w, five.coef_)
     assert info.value.fit.b == five.intercept_
+
+
+# -- docs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("penalised", [False, True])
+def test_sgdregressor_mapping_in_docs(penalised):
+    """docs/mapping.md: eta0 = 2·lr, weight_decay = 2·alpha, weights of mean 1."""
+    from sklearn.linear_model import SGDRegressor
+
+    X, y = data(n=50)
+    w = np.random.default_rng(3).uniform(0.5, 1.5, 50)
+    w /= w.mean()
+    options = dict(penalty="l2", alpha=0.05, fit_intercept=False) if penalised else {}
+    theirs = SGDRegressor(learning_rate="constant", eta0=0.02, shuffle=False, max_iter=20, tol=None,
+                          **dict(dict(penalty=None), **options)).fit(X, y, sample_weight=w)
+    ours = GDRegressor(lr=0.01, batch_size=1, epochs=20, weight_decay=0.1 if penalised else 0.0,
+                       fit_intercept=not penalised).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(ours.coef_, theirs.coef_, rtol=1e-12, atol=1e-12)
+    assert ours.intercept_ == pytest.approx(float(theirs.intercept_[0]), abs=1e-12)
+
+
+def test_api_reference_is_current():
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "docs", "make_api.py"), "--check"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
+    assert done.returncode == 0, done.stderr
