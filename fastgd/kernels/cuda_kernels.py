@@ -123,7 +123,10 @@ def _predict_row(X, i, params, d, fit_intercept):
 
 @cuda.jit(device=True)
 def _accumulate(X, y, params, fit_intercept, start, stride, c0, c1, out):
-    """Add columns c0..c1-1 of ``[Σ r², Σ 2 x_j r, (Σ 2 r)]`` over rows start, start+stride, ... into ``out``."""
+    """Add columns c0..c1-1 of ``[Σ r², Σ 2 x_j r, (Σ 2 r)]`` over rows start, start+stride, ...
+
+    into ``out`` (a grid-stride walk).
+    """
     n = X.shape[0]
     d = X.shape[1]
     if d == 1 and not fit_intercept:
@@ -190,7 +193,10 @@ def _add_partials(partials, width, shared, totals):
 
 @cuda.jit(device=True)
 def _step(params, grad, velocity, steps, hyper, nesterov):
-    """One torch.optim.SGD step with ``hyper = [lr, momentum, 1 - dampening, weight_decay]``; one thread per parameter."""
+    """One torch.optim.SGD step, ``hyper = [lr, momentum, 1 - dampening, weight_decay]``.
+
+    One thread per parameter; thread 0 counts the step.
+    """
     lr = hyper[0]
     momentum = hyper[1]
     one_minus_dampening = hyper[2]
@@ -453,6 +459,8 @@ class _quiet_launches(warnings.catch_warnings):
 
     def __enter__(self):
         super().__enter__()
+        # By message too: numba-cuda may raise its own class of the same name.
+        warnings.filterwarnings("ignore", message=r"(?s).*GPU under-utilization")
         try:
             from numba.core.errors import NumbaPerformanceWarning
         except ImportError:  # pragma: no cover
@@ -464,8 +472,8 @@ class _quiet_launches(warnings.catch_warnings):
 def _launch_sums(data, d_params, fit_intercept, width, d_status, partials):
     n_blocks = partials.shape[0]
     chunks = (width + MAX_WIDTH - 1) // MAX_WIDTH
-    _blocked_sums[(n_blocks, chunks), TPB, 0, _REDUCE_BYTES](data.X, data.y, d_params, fit_intercept, width, d_status,
-                                           partials)
+    _blocked_sums[(n_blocks, chunks), TPB, 0, _REDUCE_BYTES](
+        data.X, data.y, d_params, fit_intercept, width, d_status, partials)
 
 
 # --------------------------------------------------------------------------
@@ -536,17 +544,17 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
                     _start_epoch[1, TPB](d_params, d_grad, d_velocity, d_steps, d_previous, d_hyper,
                                          nesterov)
             elif affine:
-                _affine_maps[maps.shape[0], TPB, 0, _MAPS_BYTES](data.X, data.y, lr, weight_decay, natural, d_order,
-                                                 d_status, maps)
+                _affine_maps[maps.shape[0], TPB, 0, _MAPS_BYTES](
+                    data.X, data.y, lr, weight_decay, natural, d_order, d_status, maps)
                 _compose_maps[1, 1](maps, n, d_params, d_steps, d_previous, d_status)
             else:
-                _batch_steps[1, TPB, 0, _LANE_BYTES](data.X, data.y, d_params, d_grad, d_velocity, d_steps, d_previous,
-                                     d_hyper, nesterov, fit_intercept, batch_size, natural, d_order,
-                                     resid, d_status)
+                _batch_steps[1, TPB, 0, _LANE_BYTES](
+                    data.X, data.y, d_params, d_grad, d_velocity, d_steps, d_previous, d_hyper, nesterov,
+                    fit_intercept, batch_size, natural, d_order, resid, d_status)
             _launch_sums(data, d_params, fit_intercept, width, d_status, partials)
-            _finish_epoch[1, TPB, 0, _REDUCE_BYTES](partials, width, n, totals, d_costs, e, d_status, full_batch,
-                                  e + 1 < count, d_params, d_grad, d_velocity, d_steps, d_previous,
-                                  d_hyper, nesterov)
+            _finish_epoch[1, TPB, 0, _REDUCE_BYTES](
+                partials, width, n, totals, d_costs, e, d_status, full_batch, e + 1 < count,
+                d_params, d_grad, d_velocity, d_steps, d_previous, d_hyper, nesterov)
         costs[:] = d_costs.copy_to_host()
         params[:] = d_params.copy_to_host()
         grad[:] = d_grad.copy_to_host()
@@ -557,9 +565,15 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
     return count if finite.all() else int(np.argmin(finite))
 
 
+def simulated():
+    """Whether numba.cuda runs on its simulator (NUMBA_ENABLE_CUDASIM=1)."""
+    flag = getattr(config, "ENABLE_CUDASIM", None)
+    return bool(flag) if flag is not None else os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+
+
 def unavailable_reason():
     """None when kernels can run here (a CUDA GPU, or the simulator); else why not."""
-    if config.ENABLE_CUDASIM:
+    if simulated():
         return None
     try:
         available = cuda.is_available()

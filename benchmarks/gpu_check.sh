@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# GPU check of the cuda backend, for a lent GPU machine with little time (< 5 minutes).
+#
+#   bash benchmarks/gpu_check.sh          # from anywhere; runs in the repository root
+#
+# 1. prints nvidia-smi; 2. makes a fresh venv (FASTGD_GPU_VENV, default
+# /tmp/fastgd-gpu-venv) with numpy, numba, numba-cuda[cu12|cu13] (matching the
+# driver), pytest, hypothesis; 3. runs tests/test_cuda.py on the GPU with 32
+# threads per block (several blocks on its small inputs); 4. runs
+# benchmarks/gpu_bench.py at full size. Every step is guarded and time-limited:
+# one failing does not lose the others' output. When $OUT is set, the logs and
+# gpu_bench.json (updated after every benchmark step) and a summary.json go there
+# (else to /tmp/fastgd-gpu-check). FASTGD_GPU_BENCH_ARGS=--quick shrinks the benchmark.
+set -u
+cd "$(dirname "$0")/.."
+RESULTS="${OUT:-/tmp/fastgd-gpu-check}"
+mkdir -p "$RESULTS"
+VENV="${FASTGD_GPU_VENV:-/tmp/fastgd-gpu-venv}"
+PY="$VENV/bin/python"
+declare -A STATUS
+
+step() {  # step NAME TIMEOUT_S COMMAND...: run, log to $RESULTS/NAME.log, record the exit status
+    local name="$1" limit="$2"
+    shift 2
+    echo "=== $name (limit ${limit}s)"
+    local start=$SECONDS
+    timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$RESULTS/$name.log"
+    local rc=${PIPESTATUS[0]}
+    STATUS[$name]="rc=$rc $((SECONDS - start))s"
+    echo "=== $name: ${STATUS[$name]}"
+}
+
+step nvidia_smi 20 nvidia-smi
+CUDA_MAJOR=$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9]*\).*/\1/p' | head -1)
+EXTRA=cu12
+[ "${CUDA_MAJOR:-12}" -ge 13 ] 2>/dev/null && EXTRA=cu13
+echo "driver CUDA major: ${CUDA_MAJOR:-unknown}; numba-cuda extra: $EXTRA"
+
+install() {
+    python3 -m venv "$VENV" || return 1
+    "$PY" -m pip install -q --disable-pip-version-check numpy numba "numba-cuda[$EXTRA]" pytest hypothesis \
+        || "$PY" -m pip install -q --disable-pip-version-check numpy numba pytest hypothesis
+}
+if [ -x "$PY" ] && "$PY" -c "import numba, numpy, pytest, hypothesis" 2>/dev/null; then
+    echo "=== reusing $VENV"
+    STATUS[install]="reused"
+else
+    step install 180 install
+fi
+
+step cuda_detect 60 env PYTHONPATH="$PWD" "$PY" -c "
+import numba, numpy
+from numba import cuda
+print('numba', numba.__version__, 'numpy', numpy.__version__, 'cuda module', cuda.__file__)
+print('available:', cuda.is_available())
+cuda.detect()
+import fastgd
+print([tuple(row) for row in fastgd.backends()])
+"
+
+# The test grid runs in this process on the GPU (CI unset, simulator off).
+step pytest_cuda 200 env -u CI -u NUMBA_ENABLE_CUDASIM PYTHONPATH="$PWD" FASTGD_CUDA_THREADS=32 \
+    FASTGD_CUDA_MAX_BLOCKS=4 "$PY" -m pytest tests/test_cuda.py -q -p no:cacheprovider -x --durations=5
+
+step bench 240 env -u NUMBA_ENABLE_CUDASIM PYTHONPATH="$PWD" "$PY" benchmarks/gpu_bench.py \
+    --json "$RESULTS/gpu_bench.json" ${FASTGD_GPU_BENCH_ARGS:-}
+
+{
+    echo "{"
+    first=1
+    for name in "${!STATUS[@]}"; do
+        [ $first = 1 ] || echo ","
+        first=0
+        printf '  "%s": "%s"' "$name" "${STATUS[$name]}"
+    done
+    echo
+    echo "}"
+} > "$RESULTS/summary.json"
+echo "=== summary ($RESULTS)"
+cat "$RESULTS/summary.json"
