@@ -222,30 +222,47 @@ def _stream(root: np.random.SeedSequence, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(child))
 
 
+_scratch = threading.local()
+
+
+def _buffers(rows: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Two float64 work arrays of ``rows`` for this thread, reused from block to
+    block: fresh temporaries would pay their page faults again every block."""
+    held = getattr(_scratch, "arrays", None)
+    if held is None or held[0].shape[0] < rows:
+        held = _scratch.arrays = (np.empty(rows), np.empty(rows))
+    return held[0][:rows], held[1][:rows]
+
+
 def _fill_block(p: _Params, block: int, X: np.ndarray, y: np.ndarray) -> None:
     """Draw block ``block`` into ``X`` (rows, d) and ``y`` (rows,), both C-contiguous."""
     _stream(p.root, _X_KEY, block).standard_normal(out=X, dtype=p.dtype)
     # y in float64, features added left to right (no BLAS: its sums can
     # depend on the thread count).
-    acc = np.multiply(X[:, 0], p.coef[0], dtype=np.float64)
+    acc, term = _buffers(X.shape[0])
+    np.multiply(X[:, 0], p.coef[0], out=acc, dtype=np.float64)
     for j in range(1, p.d):
-        acc += np.multiply(X[:, j], p.coef[j], dtype=np.float64)
+        np.multiply(X[:, j], p.coef[j], out=term, dtype=np.float64)
+        acc += term
     if p.intercept != 0.0:
         acc += p.intercept
     if p.noise != 0.0:
-        eps = _stream(p.root, _NOISE_KEY, block).standard_normal(X.shape[0])
-        eps *= p.noise
-        acc += eps
+        _stream(p.root, _NOISE_KEY, block).standard_normal(out=term)
+        term *= p.noise
+        acc += term
     y[:] = acc
 
 
 def _run(work, blocks, threads, n, progress) -> None:
     done = 0
     if threads == 1 or len(blocks) == 1:
-        for block in blocks:
-            done += work(block)
-            if progress is not None:
-                progress(done, n)
+        try:
+            for block in blocks:
+                done += work(block)
+                if progress is not None:
+                    progress(done, n)
+        finally:
+            _scratch.__dict__.pop("arrays", None)  # pool threads drop theirs as they end
         return
     with ThreadPoolExecutor(max_workers=threads) as pool:
         # At most 2 blocks per thread in flight: bounded memory for the writer.
