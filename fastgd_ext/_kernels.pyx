@@ -211,36 +211,80 @@ cdef void _accumulate(const floating[:, ::1] X, const floating[::1] y, const flo
 cdef void _accumulate_lanes(const floating[:, ::1] X, const floating[::1] y, floating w, bint want_gradient,
                             Py_ssize_t start, Py_ssize_t stop, double* out) noexcept nogil:
     """Default-mode block sums for one feature without intercept: row ``start + k``
-    goes to lane ``k % 8``; the lanes are added as a pairwise tree into ``out``.
-    (numba's c0..c7 and g0..g7 are c[0..7] and g[0..7] here.)"""
-    cdef double c[8]
-    cdef double g[8]
-    cdef Py_ssize_t i, lane
-    cdef floating x, r
-    for lane in range(8):
-        c[lane] = 0.0
-        g[lane] = 0.0
-    i = start
+    goes to lane ``k % 8``; the lanes are added as a pairwise tree into ``out``."""
+    cdef double c0 = 0.0, c1 = 0.0, c2 = 0.0, c3 = 0.0, c4 = 0.0, c5 = 0.0, c6 = 0.0, c7 = 0.0
+    cdef double g0 = 0.0, g1 = 0.0, g2 = 0.0, g3 = 0.0, g4 = 0.0, g5 = 0.0, g6 = 0.0, g7 = 0.0
+    cdef floating x0, x1, x2, x3, x4, x5, x6, x7, r0, r1, r2, r3, r4, r5, r6, r7, x, r, t, g
+    cdef Py_ssize_t i = start
+    cdef int lane
     while i + 8 <= stop:
-        for lane in range(8):
-            x = X[i + lane, 0]
-            r = x * w - y[i + lane]
-            c[lane] += r * r
-            if want_gradient:
-                g[lane] += (x + x) * r
+        x0 = X[i, 0]
+        x1 = X[i + 1, 0]
+        x2 = X[i + 2, 0]
+        x3 = X[i + 3, 0]
+        x4 = X[i + 4, 0]
+        x5 = X[i + 5, 0]
+        x6 = X[i + 6, 0]
+        x7 = X[i + 7, 0]
+        r0 = x0 * w - y[i]
+        r1 = x1 * w - y[i + 1]
+        r2 = x2 * w - y[i + 2]
+        r3 = x3 * w - y[i + 3]
+        r4 = x4 * w - y[i + 4]
+        r5 = x5 * w - y[i + 5]
+        r6 = x6 * w - y[i + 6]
+        r7 = x7 * w - y[i + 7]
+        c0 += r0 * r0
+        c1 += r1 * r1
+        c2 += r2 * r2
+        c3 += r3 * r3
+        c4 += r4 * r4
+        c5 += r5 * r5
+        c6 += r6 * r6
+        c7 += r7 * r7
+        if want_gradient:
+            g0 += (x0 + x0) * r0
+            g1 += (x1 + x1) * r1
+            g2 += (x2 + x2) * r2
+            g3 += (x3 + x3) * r3
+            g4 += (x4 + x4) * r4
+            g5 += (x5 + x5) * r5
+            g6 += (x6 + x6) * r6
+            g7 += (x7 + x7) * r7
         i += 8
     # The last (stop - start) % 8 rows go to lanes 0, 1, ... in order.
     lane = 0
     while i < stop:
         x = X[i, 0]
         r = x * w - y[i]
-        c[lane] += r * r
-        g[lane] += (x + x) * r
+        t = r * r
+        g = (x + x) * r
+        if lane == 0:
+            c0 += t
+            g0 += g
+        elif lane == 1:
+            c1 += t
+            g1 += g
+        elif lane == 2:
+            c2 += t
+            g2 += g
+        elif lane == 3:
+            c3 += t
+            g3 += g
+        elif lane == 4:
+            c4 += t
+            g4 += g
+        elif lane == 5:
+            c5 += t
+            g5 += g
+        else:
+            c6 += t
+            g6 += g
         lane += 1
         i += 1
-    out[0] += ((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7]))
+    out[0] += ((c0 + c1) + (c2 + c3)) + ((c4 + c5) + (c6 + c7))
     if want_gradient:
-        out[1] += ((g[0] + g[1]) + (g[2] + g[3])) + ((g[4] + g[5]) + (g[6] + g[7]))
+        out[1] += ((g0 + g1) + (g2 + g3)) + ((g4 + g5) + (g6 + g7))
 
 
 cdef void _blocked_sums(const floating[:, ::1] X, const floating[::1] y, const floating[::1] params,
