@@ -64,6 +64,8 @@ CASES = {
     "gd_1d": ("1d", dict(lr=0.1, epochs=3)),
     "gd_2d_intercept": ("2d", dict(lr=0.1, epochs=3, fit_intercept=True, momentum=0.5)),
     "sgd_2d": ("2d", dict(lr=0.01, epochs=2, batch_size=1, weight_decay=0.01)),
+    "sgd_1d_plain": ("1d", dict(lr=0.01, epochs=2, batch_size=1)),  # the affine maps (parallel)
+    "sgd_2d_plain": ("2d", dict(lr=0.01, epochs=2, batch_size=1, fit_intercept=True)),  # lane dot products
     "mini_shuffle": ("2d", dict(lr=0.02, epochs=2, batch_size=7, fit_intercept=True, shuffle=True,
                                 seed=5, momentum=0.8, nesterov=True)),
 }
