@@ -15,7 +15,6 @@ Compiler directives (boundscheck, wraparound, cdivision) are set once in
 setup.py. The build passes ``-ffp-contract=off``: no FMA contraction.
 """
 
-cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
 from cpython.exc cimport PyErr_CheckSignals
@@ -33,6 +32,11 @@ cdef enum:
 
 BLOCK = _BLOCK
 LANES = 8  # as in numba_kernels.py, spelled out in _accumulate_lanes and _dot_lanes
+
+# The performance choices (lanes, 4-row interleave, affine maps) are numba_kernels.py's
+# and justified there; this file reproduces their bits. Measured here, one thread
+# each on a shared, loaded 2-core machine (medians of 3): per epoch, cython vs numba,
+# gd 10^7 x 1: 10.4 vs 14.1 ms; sgd 10^6 x 1: 1.1 vs 1.4 ms; sgd 10^6 x 64: 142 vs 160 ms.
 
 # The natural order 0..n-1 (an empty order), for the full-data sums.
 cdef const int64_t[::1] _NATURAL = np.empty(0, dtype=np.int64)
