@@ -40,6 +40,10 @@ from fastgd.kernels._numba_jit import jit, prange
 NAME = "numba"
 BLOCK = 4096
 LANES = 8  # the lane count is spelled out in _accumulate_lanes and _dot_lanes
+# Below this many elements of X the blocks run on one thread: waking the
+# thread pool costs more than the work (and far more on a loaded machine).
+# It changes the speed only, never the bits.
+PARALLEL_MIN = 1 << 18
 
 
 @jit
@@ -256,18 +260,33 @@ def _accumulate_lanes(X, y, w, want_gradient, start, stop, out):
         out[1] += ((g0 + g1) + (g2 + g3)) + ((g4 + g5) + (g6 + g7))
 
 
-@jit(parallel=True)
-def _blocked_sums(X, y, params, fit_intercept, want_gradient, partials):
+@jit
+def _block_sums(X, y, params, fit_intercept, want_gradient, blk, out):
+    """The default-mode sums of block ``blk`` into ``out`` (zeros on entry)."""
     n, d = X.shape
-    lanes = d == 1 and not fit_intercept
-    natural = np.empty(0, dtype=np.int64)
+    start = blk * BLOCK
+    stop = min(n, start + BLOCK)
+    if d == 1 and not fit_intercept:
+        _accumulate_lanes(X, y, params[0], want_gradient, start, stop, out)
+    else:
+        _accumulate(X, y, params, fit_intercept, want_gradient, np.empty(0, dtype=np.int64), start, stop, out)
+
+
+@jit(parallel=True)
+def _blocked_sums_parallel(X, y, params, fit_intercept, want_gradient, partials):
     for blk in prange(partials.shape[0]):
-        start = blk * BLOCK
-        stop = min(n, start + BLOCK)
-        if lanes:
-            _accumulate_lanes(X, y, params[0], want_gradient, start, stop, partials[blk])
-        else:
-            _accumulate(X, y, params, fit_intercept, want_gradient, natural, start, stop, partials[blk])
+        _block_sums(X, y, params, fit_intercept, want_gradient, blk, partials[blk])
+
+
+@jit
+def _blocked_sums(X, y, params, fit_intercept, want_gradient, partials):
+    # Threads or not, every block is summed alone and the partials are added
+    # in block order by the caller: the bits do not depend on this choice.
+    if X.shape[0] * X.shape[1] >= PARALLEL_MIN:
+        _blocked_sums_parallel(X, y, params, fit_intercept, want_gradient, partials)
+    else:
+        for blk in range(partials.shape[0]):
+            _block_sums(X, y, params, fit_intercept, want_gradient, blk, partials[blk])
 
 
 @jit
@@ -297,7 +316,7 @@ def _predict_parallel(X, params, fit_intercept, out):
 
 @jit
 def predict(X, params, fit_intercept, out):
-    if X.shape[0] > BLOCK:
+    if X.shape[0] * X.shape[1] >= PARALLEL_MIN:
         _predict_parallel(X, params, fit_intercept, out)
         return
     d = X.shape[1]
@@ -418,29 +437,45 @@ def _compose_blocks4(X, y, c, order, start):
     return A0, B0, A1, B1, A2, B2, A3, B3
 
 
-@jit(parallel=True)
-def _affine_maps(X, y, lr, order, maps):
-    """``maps[k] = (A_k, B_k)``, the composed SGD steps of block ``k``, in parallel."""
+@jit
+def _affine_group(X, y, c, order, group, maps):
+    """``maps[k] = (A_k, B_k)`` for the blocks ``4·group .. 4·group + 3``."""
     n = X.shape[0]
     n_blocks = maps.shape[0]
+    first = 4 * group
+    if (first + 4) * BLOCK <= n:
+        A0, B0, A1, B1, A2, B2, A3, B3 = _compose_blocks4(X, y, c, order, first * BLOCK)
+        maps[first, 0] = A0
+        maps[first, 1] = B0
+        maps[first + 1, 0] = A1
+        maps[first + 1, 1] = B1
+        maps[first + 2, 0] = A2
+        maps[first + 2, 1] = B2
+        maps[first + 3, 0] = A3
+        maps[first + 3, 1] = B3
+    else:
+        for blk in range(first, min(n_blocks, first + 4)):
+            A, B = _compose_block(X, y, c, order, blk * BLOCK, min(n, (blk + 1) * BLOCK))
+            maps[blk, 0] = A
+            maps[blk, 1] = B
+
+
+@jit(parallel=True)
+def _affine_maps_parallel(X, y, c, order, maps):
+    for group in prange((maps.shape[0] + 3) // 4):
+        _affine_group(X, y, c, order, group, maps)
+
+
+@jit
+def _affine_maps(X, y, lr, order, maps):
+    """``maps[k] = (A_k, B_k)``, the composed SGD steps of block ``k`` (blocks in
+    parallel when large enough; the same bits either way)."""
     c = 2.0 * lr
-    for group in prange((n_blocks + 3) // 4):
-        first = 4 * group
-        if (first + 4) * BLOCK <= n:
-            A0, B0, A1, B1, A2, B2, A3, B3 = _compose_blocks4(X, y, c, order, first * BLOCK)
-            maps[first, 0] = A0
-            maps[first, 1] = B0
-            maps[first + 1, 0] = A1
-            maps[first + 1, 1] = B1
-            maps[first + 2, 0] = A2
-            maps[first + 2, 1] = B2
-            maps[first + 3, 0] = A3
-            maps[first + 3, 1] = B3
-        else:
-            for blk in range(first, min(n_blocks, first + 4)):
-                A, B = _compose_block(X, y, c, order, blk * BLOCK, min(n, (blk + 1) * BLOCK))
-                maps[blk, 0] = A
-                maps[blk, 1] = B
+    if X.shape[0] >= PARALLEL_MIN:
+        _affine_maps_parallel(X, y, c, order, maps)
+    else:
+        for group in range((maps.shape[0] + 3) // 4):
+            _affine_group(X, y, c, order, group, maps)
 
 
 @jit
