@@ -56,6 +56,8 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 def numeric_array(value: Any, name: str, dtype: Any = None) -> np.ndarray:
     """``value`` as a float32/float64 ndarray without copying when possible."""
+    if getattr(value, "requires_grad", False) and hasattr(value, "detach"):
+        value = value.detach()  # a torch tensor that requires grad: same memory, no autograd
     if hasattr(value, "__array__") or isinstance(value, np.ndarray):
         try:
             arr = np.asarray(value)

@@ -8,8 +8,9 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from fastgd import _checks, _registry
-from fastgd._orders import epoch_orders
+from fastgd._orders import epoch_orders, shuffle_block
 from fastgd._result import Fit
+from fastgd._state import OptimizerState
 from fastgd.errors import DivergenceError, FitInterrupted
 
 
@@ -32,18 +33,40 @@ def train(
     exact: bool,
     callback: Optional[Callable[[int, Fit], Any]],
     backend: Optional[str] = None,
+    state: Optional[OptimizerState] = None,
 ) -> Fit:
-    """Run a fit on the selected backend (see :func:`fastgd.fit`)."""
+    """Run a fit on the selected backend (see :func:`fastgd.fit`).
+
+    ``state`` (internal): start from this optimizer state and write the final
+    one back into it (see :mod:`fastgd._state`).
+    """
+    if _is_dask(X) or _is_dask(y):  # dask arrays run chunk by chunk (fastgd/_dask.py)
+        from fastgd import _dask
+
+        return _dask.train(
+            X, y, lr=lr, epochs=epochs, batch_size=batch_size, w0=w0, b0=b0,
+            fit_intercept=fit_intercept, momentum=momentum, dampening=dampening,
+            nesterov=nesterov, weight_decay=weight_decay, shuffle=shuffle, seed=seed,
+            exact=exact, callback=callback, backend=backend, state=state,
+        )
     problem = _checks.prepare(X, y, w0, b0, fit_intercept)
     opts = _checks.options(
         lr=lr, epochs=epochs, batch_size=batch_size, momentum=momentum, dampening=dampening,
         nesterov=nesterov, weight_decay=weight_decay, shuffle=shuffle, seed=seed, exact=exact,
         callback=callback,
     )
-    return run(problem, opts, _registry.kernels(backend))
+    return run(problem, opts, _registry.kernels(backend), state)
 
 
-def run(problem: _checks.Problem, opts: _checks.Options, kernels: Any) -> Fit:
+def _is_dask(a: Any) -> bool:
+    """A dask collection, recognised without importing dask."""
+    return type(a).__module__.split(".", 1)[0] == "dask"
+
+
+def run(
+    problem: _checks.Problem, opts: _checks.Options, kernels: Any,
+    state: Optional[OptimizerState] = None,
+) -> Fit:
     """The epoch loop over checked inputs."""
     X, y, params = problem.X, problem.y, problem.params
     n, d = X.shape
@@ -55,6 +78,10 @@ def run(problem: _checks.Problem, opts: _checks.Options, kernels: Any) -> Fit:
     velocity = np.zeros_like(params)
     previous = params.copy()
     steps = np.zeros(1, dtype=np.int64)
+    start = None if state is None else state.initial_velocity(len(params))
+    if start is not None:
+        velocity[:] = start
+        steps[0] = state.steps
     costs = np.empty(opts.epochs + 1, dtype=np.float64)
 
     def result(at: np.ndarray, epochs_run: int) -> Fit:
@@ -72,7 +99,8 @@ def run(problem: _checks.Problem, opts: _checks.Options, kernels: Any) -> Fit:
         )
     if full_batch:
         grad[:] = totals[1:] / n
-    orders = epoch_orders(n, opts.shuffle and not full_batch, opts.seed)
+    # Memory-mapped data is shuffled block by block, so disk reads stay sequential.
+    orders = epoch_orders(n, opts.shuffle and not full_batch, opts.seed, shuffle_block(X))
     # One kernel call runs every epoch, unless Python is needed between epochs
     # (a callback, or a fresh permutation).
     per_epoch = opts.callback is not None or (opts.shuffle and not full_batch)
@@ -104,6 +132,8 @@ def run(problem: _checks.Problem, opts: _checks.Options, kernels: Any) -> Fit:
             f"fit interrupted after {completed} epochs; .fit holds that state",
             fit=result(previous, completed),
         ) from exc
+    if state is not None:
+        state.save(velocity, steps[0])
     return result(params, done)
 
 

@@ -30,8 +30,9 @@ import math
 from typing import Any, Callable, List, Optional, Sequence, Union
 
 from fastgd import _checks
-from fastgd._orders import epoch_orders
+from fastgd._orders import epoch_orders, shuffle_block
 from fastgd._result import Fit
+from fastgd._state import OptimizerState
 from fastgd.errors import DivergenceError, FitInterrupted
 
 __all__ = ["forward", "loss", "cost", "gradient", "fit", "gd", "sgd", "minibatch_sgd", "Fit"]
@@ -146,6 +147,35 @@ def fit(
     >>> [round(v, 6) for v in result.losses]
     [4.666667, 0.020741, 9.2e-05]
     """
+    return _fit(
+        X, y, lr=lr, epochs=epochs, batch_size=batch_size, w0=w0, b0=b0,
+        fit_intercept=fit_intercept, momentum=momentum, dampening=dampening, nesterov=nesterov,
+        weight_decay=weight_decay, shuffle=shuffle, seed=seed, exact=exact, callback=callback,
+    )
+
+
+def _fit(
+    X: Any,
+    y: Any,
+    *,
+    lr: float,
+    epochs: int,
+    batch_size: Optional[int],
+    w0: Any,
+    b0: Any,
+    fit_intercept: bool,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    weight_decay: float,
+    shuffle: bool,
+    seed: Optional[int],
+    exact: bool,
+    callback: Optional[Callable[[int, Fit], Any]],
+    state: Optional[OptimizerState] = None,
+) -> Fit:
+    """:func:`fit`, starting from the optimizer ``state`` and writing the final
+    one back into it when given (internal; see :mod:`fastgd._state`)."""
     problem = _checks.prepare(X, y, w0, b0, fit_intercept)
     opts = _checks.options(
         lr=lr, epochs=epochs, batch_size=batch_size, momentum=momentum, dampening=dampening,
@@ -157,11 +187,13 @@ def fit(
     n, d = problem.X.shape
     intercept = problem.fit_intercept
     params = problem.params.astype(float).tolist()
-    velocity = [0.0] * len(params)
+    start = None if state is None else state.initial_velocity(len(params))
+    velocity = [0.0] * len(params) if start is None else start
     everything = range(n)
     full_batch = opts.batch_size is None or opts.batch_size >= n
     batch = n if full_batch else opts.batch_size
-    orders = epoch_orders(n, opts.shuffle and not full_batch, opts.seed)
+    # Memory-mapped data is shuffled block by block, so disk reads stay sequential.
+    orders = epoch_orders(n, opts.shuffle and not full_batch, opts.seed, shuffle_block(problem.X))
 
     def result(at: List[float], costs: List[float], epochs_run: int) -> Fit:
         return Fit.from_params(
@@ -175,7 +207,7 @@ def fit(
         raise DivergenceError(
             "the loss of the starting parameters is not finite", epoch=0, fit=result(params, costs, 0)
         )
-    steps = 0
+    steps = 0 if start is None else state.steps
     previous = list(params)  # the last state whose cost was finite
     try:
         for epoch in range(opts.epochs):
@@ -203,6 +235,8 @@ def fit(
             f"fit interrupted after {len(costs) - 1} epochs; .fit holds that state",
             fit=result(previous, costs, len(costs) - 1),
         ) from exc
+    if state is not None:
+        state.save(velocity, steps)
     return result(params, costs, len(costs) - 1)
 
 
