@@ -15,7 +15,17 @@ set -u
 cd "$(dirname "$0")/.."
 RESULTS="${OUT:-/tmp/fastgd-gpu-check}"
 mkdir -p "$RESULTS"
+# The lent GPU machines have no network but ship numba-cuda in the python3 that
+# holds PyTorch: use that interpreter's prefix when it has numba.cuda.
+if [ -z "${FASTGD_GPU_VENV:-}" ] && python3 -c "import numba.cuda" 2>/dev/null; then
+    FASTGD_GPU_VENV=$(python3 -c 'import sys; print(sys.prefix)')
+fi
 VENV="${FASTGD_GPU_VENV:-/tmp/fastgd-gpu-venv}"
+# numba-cuda 0.x on numpy >= 2.5 still names np.row_stack (removed); shim it for
+# this run only, through a sitecustomize outside the repository.
+SHIM=$(mktemp -d)
+printf 'import numpy\nif not hasattr(numpy, "row_stack"):\n    numpy.row_stack = numpy.vstack\n' > "$SHIM/sitecustomize.py"
+export NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS=0 NUMBA_CUDA_WARN_ON_IMPLICIT_COPY=0
 PY="$VENV/bin/python"
 declare -A STATUS
 
@@ -30,25 +40,22 @@ step() {  # step NAME TIMEOUT_S COMMAND...: run, log to $RESULTS/NAME.log, recor
     echo "=== $name: ${STATUS[$name]}"
 }
 
-step nvidia_smi 20 nvidia-smi
+step nvidia_smi 20 nvidia-smi -L
 CUDA_MAJOR=$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9]*\).*/\1/p' | head -1)
 EXTRA=cu12
 [ "${CUDA_MAJOR:-12}" -ge 13 ] 2>/dev/null && EXTRA=cu13
 echo "driver CUDA major: ${CUDA_MAJOR:-unknown}; numba-cuda extra: $EXTRA"
 
-install() {
-    python3 -m venv "$VENV" || return 1
-    "$PY" -m pip install -q --disable-pip-version-check numpy numba "numba-cuda[$EXTRA]" pytest hypothesis \
-        || "$PY" -m pip install -q --disable-pip-version-check numpy numba pytest hypothesis
-}
 if [ -x "$PY" ] && "$PY" -c "import numba, numpy, pytest, hypothesis" 2>/dev/null; then
     echo "=== reusing $VENV"
     STATUS[install]="reused"
 else
-    step install 180 install
+    # `timeout` runs programs, not shell functions: the install is one bash -c.
+    step install 180 bash -c "python3 -m venv '$VENV' && { '$PY' -m pip install -q numpy numba \
+        'numba-cuda[$EXTRA]' pytest hypothesis || '$PY' -m pip install -q numpy numba pytest hypothesis; }"
 fi
 
-step cuda_detect 60 env PYTHONPATH="$PWD" "$PY" -c "
+step cuda_detect 60 env PYTHONPATH="$PWD:$SHIM" "$PY" -c "
 import numba, numpy
 from numba import cuda
 print('numba', numba.__version__, 'numpy', numpy.__version__, 'cuda module', cuda.__file__)
@@ -59,10 +66,10 @@ print([tuple(row) for row in fastgd.backends()])
 "
 
 # The test grid runs in this process on the GPU (CI unset, simulator off).
-step pytest_cuda 200 env -u CI -u NUMBA_ENABLE_CUDASIM PYTHONPATH="$PWD" FASTGD_CUDA_THREADS=32 \
-    FASTGD_CUDA_MAX_BLOCKS=4 "$PY" -m pytest tests/test_cuda.py -q -p no:cacheprovider -x --durations=5
+step pytest_cuda 200 env -u CI -u NUMBA_ENABLE_CUDASIM PYTHONPATH="$PWD:$SHIM" FASTGD_CUDA_THREADS=32 \
+    FASTGD_CUDA_MAX_BLOCKS=4 "$PY" -m pytest tests/test_cuda.py -q -p no:cacheprovider -W ignore::DeprecationWarning --durations=5
 
-step bench 240 env -u NUMBA_ENABLE_CUDASIM PYTHONPATH="$PWD" "$PY" benchmarks/gpu_bench.py \
+step bench 240 env -u NUMBA_ENABLE_CUDASIM PYTHONPATH="$PWD:$SHIM" "$PY" benchmarks/gpu_bench.py \
     --json "$RESULTS/gpu_bench.json" ${FASTGD_GPU_BENCH_ARGS:-}
 
 {
