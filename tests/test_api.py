@@ -53,7 +53,8 @@ def test_backends_listing():
             assert isinstance(row.reason, str) and row.reason
 
 
-def test_use_is_global_and_a_context_manager():
+def test_use_is_global_and_a_context_manager(monkeypatch):
+    monkeypatch.delenv("FASTGD_BACKEND", raising=False)
     default = fastgd.gd([1.0, 2.0], [2.0, 4.0], epochs=1).backend
     with fastgd.use("numpy"):
         assert fastgd.gd([1.0, 2.0], [2.0, 4.0], epochs=1).backend == "numpy"
@@ -98,7 +99,8 @@ def test_import_is_light_and_lazy():
     assert run.stdout.splitlines()[0] == "[]"
 
 
-def test_default_backend_is_numba_when_importable():
+def test_default_backend_is_numba_when_importable(monkeypatch):
+    monkeypatch.delenv("FASTGD_BACKEND", raising=False)
     if not fastgd.backends()[0].available:
         pytest.skip(f"numba unavailable: {fastgd.backends()[0].reason}")
     assert fastgd.gd([1.0, 2.0], [2.0, 4.0], epochs=1).backend == "numba"
