@@ -20,7 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
-    environment = dict(os.environ, PYTHONPATH=ROOT, **env)
+    inherited = {k: v for k, v in os.environ.items() if k != "FASTGD_BACKEND"}
+    environment = dict(inherited, PYTHONPATH=ROOT, **env)
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
                           text=True, env=environment, cwd=ROOT, timeout=600)
 
