@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
@@ -149,22 +149,12 @@ def train(
     X: Any,
     y: Any,
     *,
-    lr: float,
-    epochs: int,
-    batch_size: Optional[int],
-    w0: Any,
-    b0: Any,
-    fit_intercept: bool,
-    momentum: float,
-    dampening: float,
-    nesterov: bool,
-    weight_decay: float,
-    shuffle: bool,
-    seed: Optional[int],
-    exact: bool,
-    callback: Optional[Callable[[int, Fit], Any]],
+    w0: Any = None,
+    b0: Any = None,
+    fit_intercept: bool = False,
     backend: Optional[str] = None,
     state: Any = None,
+    **hyperparameters: Any,
 ) -> Fit:
     """Full-batch gradient descent over dask arrays (see the module docstring)."""
     import dask
@@ -172,11 +162,7 @@ def train(
     from fastgd.kernels.numpy_kernels import _step
 
     fit_intercept = _checks.check_flag(fit_intercept, "fit_intercept")
-    opts = _checks.options(
-        lr=lr, epochs=epochs, batch_size=batch_size, momentum=momentum, dampening=dampening,
-        nesterov=nesterov, weight_decay=weight_decay, shuffle=shuffle, seed=seed, exact=exact,
-        callback=callback,
-    )
+    opts = _checks.options(**hyperparameters)
     X, y, scalar_model = _prepare(X, y)
     n, d = X.shape
     if opts.batch_size is not None and opts.batch_size < n:

@@ -3,7 +3,7 @@ callbacks and errors, written once. Kernels only do arithmetic."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -18,43 +18,27 @@ def train(
     X: Any,
     y: Any,
     *,
-    lr: float,
-    epochs: int,
-    batch_size: Optional[int],
-    w0: Any,
-    b0: Any,
-    fit_intercept: bool,
-    momentum: float,
-    dampening: float,
-    nesterov: bool,
-    weight_decay: float,
-    shuffle: bool,
-    seed: Optional[int],
-    exact: bool,
-    callback: Optional[Callable[[int, Fit], Any]],
+    w0: Any = None,
+    b0: Any = None,
+    fit_intercept: bool = False,
     backend: Optional[str] = None,
     state: Optional[OptimizerState] = None,
+    **hyperparameters: Any,
 ) -> Fit:
     """Run a fit on the selected backend (see :func:`fastgd.fit`).
 
-    ``state`` (internal): start from this optimizer state and write the final
-    one back into it (see :mod:`fastgd._state`).
+    ``hyperparameters`` are every other keyword of :func:`fastgd.fit`
+    (checked by :func:`fastgd._checks.options`). ``state`` (internal): start
+    from this optimizer state and write the final one back into it (see
+    :mod:`fastgd._state`).
     """
     if _is_dask(X) or _is_dask(y):  # dask arrays run chunk by chunk (fastgd/_dask.py)
         from fastgd import _dask
 
-        return _dask.train(
-            X, y, lr=lr, epochs=epochs, batch_size=batch_size, w0=w0, b0=b0,
-            fit_intercept=fit_intercept, momentum=momentum, dampening=dampening,
-            nesterov=nesterov, weight_decay=weight_decay, shuffle=shuffle, seed=seed,
-            exact=exact, callback=callback, backend=backend, state=state,
-        )
+        return _dask.train(X, y, w0=w0, b0=b0, fit_intercept=fit_intercept, backend=backend,
+                           state=state, **hyperparameters)
     problem = _checks.prepare(X, y, w0, b0, fit_intercept)
-    opts = _checks.options(
-        lr=lr, epochs=epochs, batch_size=batch_size, momentum=momentum, dampening=dampening,
-        nesterov=nesterov, weight_decay=weight_decay, shuffle=shuffle, seed=seed, exact=exact,
-        callback=callback,
-    )
+    opts = _checks.options(**hyperparameters)
     return run(problem, opts, _registry.kernels(backend), state)
 
 

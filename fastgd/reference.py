@@ -158,30 +158,17 @@ def _fit(
     X: Any,
     y: Any,
     *,
-    lr: float,
-    epochs: int,
-    batch_size: Optional[int],
-    w0: Any,
-    b0: Any,
-    fit_intercept: bool,
-    momentum: float,
-    dampening: float,
-    nesterov: bool,
-    weight_decay: float,
-    shuffle: bool,
-    seed: Optional[int],
-    exact: bool,
-    callback: Optional[Callable[[int, Fit], Any]],
+    w0: Any = None,
+    b0: Any = None,
+    fit_intercept: bool = False,
     state: Optional[OptimizerState] = None,
+    **hyperparameters: Any,
 ) -> Fit:
     """:func:`fit`, starting from the optimizer ``state`` and writing the final
-    one back into it when given (internal; see :mod:`fastgd._state`)."""
+    one back into it when given (internal; see :mod:`fastgd._state`).
+    ``hyperparameters`` are every other keyword of :func:`fit`."""
     problem = _checks.prepare(X, y, w0, b0, fit_intercept)
-    opts = _checks.options(
-        lr=lr, epochs=epochs, batch_size=batch_size, momentum=momentum, dampening=dampening,
-        nesterov=nesterov, weight_decay=weight_decay, shuffle=shuffle, seed=seed, exact=exact,
-        callback=callback,
-    )
+    opts = _checks.options(**hyperparameters)
     rows = problem.X.tolist()
     ys = problem.y.tolist()
     n, d = problem.X.shape

@@ -6,13 +6,11 @@ silently passed.
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 
 import fastgd
-from fastgd import _registry
 
 CPU_BACKENDS = ("numba", "cython", "numpy")
 
