@@ -13,6 +13,13 @@ calls; the median is the figure, ``spread`` is ``(max - min) / median``.
 divides it by the bare read's GB/s on the same arrays in the same run; a ratio
 against a peer is ``peer median / backend median`` (above 1: fastgd is faster).
 
+It also times the small problems: the tutorial's run through ``fastgd`` and
+through ``fastgd.reference``, ``import fastgd`` and the first fit in a fresh
+process with a warm compile cache. ``--json`` adds ``targets``: the issue's
+goals with this run's figures (from medians, and from the fastest repeats,
+which suffer less from other load on the machine; the load average is
+recorded too).
+
 The heavy imports (tqdm, numba for the bandwidth probe, torch, scikit-learn,
 matplotlib) happen here, when the command runs, never on ``import fastgd``.
 
@@ -51,7 +58,7 @@ MAX_X_BYTES = 400 * 2**20
 QUICK_MAX_X_BYTES = 16 * 2**20
 # An implementation whose projected time at the next size exceeds this many
 # seconds (for warm-up plus repeats) is skipped there, with that reason.
-BUDGET_S = 4.0
+BUDGET_S = 3.0
 QUICK_BUDGET_S = 0.3
 # Per-sample Python loops (a step per sample in Python) run on at most this
 # many rows; their figures are per sample, and ratios compare ns per sample.
@@ -326,6 +333,51 @@ def _measure(call: Callable[[], Any], repeats: int) -> List[float]:
     return times
 
 
+# --- small problems ------------------------------------------------------------
+
+_IMPORT_CODE = "import time; t = time.perf_counter(); import fastgd; print(time.perf_counter() - t)"
+_FIRST_FIT_CODE = (
+    "import time; t = time.perf_counter(); import fastgd; "
+    "fastgd.gd([0.5 * i for i in range(1000)], [1.5 * i for i in range(1000)], lr=1e-6, epochs=10); "
+    "print(time.perf_counter() - t)"
+)
+
+
+def _subprocess_seconds(code: str) -> float:
+    import subprocess
+    import sys
+
+    import fastgd
+
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fastgd.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def small_problems(repeats: int = 5) -> Dict[str, Any]:
+    """The tutorial's run (3 samples, 100 epochs) through fastgd and through
+    fastgd.reference; ``import fastgd`` and the first fit in a fresh process
+    (after one warm-up process, so the compile cache is warm)."""
+    import fastgd
+    import fastgd.reference as reference
+
+    x, y = [1.0, 2.0, 3.0], [2.0, 4.0, 6.0]
+    out: Dict[str, Any] = {}
+    for name, function in (("tutorial_fastgd_s", fastgd.gd), ("tutorial_reference_s", reference.gd)):
+        times = _measure(lambda: function(x, y, w0=1.0, lr=0.01, epochs=100), max(repeats, 5))
+        out[name] = statistics.median(times)
+        out[name.replace("_s", "_min_s")] = min(times)
+    _subprocess_seconds(_FIRST_FIT_CODE)  # warms the compile cache
+    for name, code in (("import_s", _IMPORT_CODE), ("first_fit_s", _FIRST_FIT_CODE)):
+        times = [_subprocess_seconds(code) for _ in range(3)]
+        out[name] = statistics.median(times)
+        out[name.replace("_s", "_min_s")] = min(times)
+    out["tutorial_ratio"] = out["tutorial_reference_s"] / out["tutorial_fastgd_s"]
+    return out
+
+
 # --- the matrix --------------------------------------------------------------
 
 def _rows_for(n: int, d: int, dtype: str, max_x_bytes: int) -> int:
@@ -344,6 +396,7 @@ def run_matrix(
     quick: bool = False,
     progress: bool = True,
     budget_s: Optional[float] = None,
+    small: bool = True,
 ) -> Dict[str, Any]:
     """Measure everything; return the report that ``--json`` writes.
 
@@ -417,6 +470,7 @@ def run_matrix(
         if bar is not None:
             bar.close()
     _add_ratios(results)
+    small_figures = small_problems(repeats) if small else None
     report = {
         "machine": machine_info(),
         "settings": dict(sizes=list(sizes), features=list(features), dtypes=list(dtypes), backends=backends,
@@ -425,7 +479,8 @@ def run_matrix(
                          learning_rates={str(d): _rates(d) for d in features}),
         "results": results,
         "skipped": skipped,
-        "targets": targets(results),
+        "small": small_figures,
+        "targets": targets(results, small=small_figures),
         "load_average": {"before": load_before, "after": _loadavg()},
         "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(),
         "elapsed_s": time.time() - started,
@@ -481,7 +536,8 @@ def _min_fraction(record: Dict[str, Any], results: List[Dict[str, Any]]) -> Opti
     return None
 
 
-def targets(results: List[Dict[str, Any]], backend: str = "numba") -> List[Dict[str, Any]]:
+def targets(results: List[Dict[str, Any]], backend: str = "numba",
+            small: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
     """The issue's targets with the figures of this run, at the largest size measured.
 
     ``measured`` comes from the medians; ``measured_from_min`` from the fastest
@@ -490,8 +546,9 @@ def targets(results: List[Dict[str, Any]], backend: str = "numba") -> List[Dict[
     out = []
 
     def add(name, goal, value, value_min, met, record):
-        out.append(dict(target=name, goal=goal, measured=value, measured_from_min=value_min, met=met,
-                        at=f"{record['dtype']} d={record['n_features']} n={record['n_samples']}"))
+        at = record if isinstance(record, str) else \
+            f"{record['dtype']} d={record['n_features']} n={record['n_samples']}"
+        out.append(dict(target=name, goal=goal, measured=value, measured_from_min=value_min, met=met, at=at))
 
     for dtype in ("float64", "float32"):
         for d in (1, 8, 64):
@@ -522,6 +579,14 @@ def targets(results: List[Dict[str, Any]], backend: str = "numba") -> List[Dict[
             record = max(candidates, key=lambda r: r["n_samples"])
             ratio = record["ratios"][peer]
             add(name, f">= {goal}", ratio, _min_ratio(record, results, peer), ratio >= goal, record)
+    if small is not None:
+        add("tutorial run: fastgd.reference time / fastgd time", ">= 1", small["tutorial_ratio"],
+            small["tutorial_reference_min_s"] / small["tutorial_fastgd_min_s"], small["tutorial_ratio"] >= 1,
+            "3 samples, 100 epochs")
+        add("import fastgd (s)", "< 0.2", small["import_s"], small["import_min_s"], small["import_s"] < 0.2,
+            "fresh process")
+        add("first fit in a new process, warm cache (s)", "< 1", small["first_fit_s"], small["first_fit_min_s"],
+            small["first_fit_s"] < 1, "fresh process, 1000 samples, 10 epochs")
     return out
 
 

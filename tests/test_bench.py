@@ -13,7 +13,7 @@ import fastgd
 from fastgd import bench, cli
 
 TINY = dict(sizes=[100, 400], features=[1, 3], dtypes=["float64", "float32"], repeats=1, progress=False,
-            budget_s=0.5)
+            budget_s=0.5, small=False)
 RECORD_KEYS = {
     "kind": str, "impl": str, "kernel": str, "dtype": str, "n_features": int, "n_samples": int,
     "rows_run": int, "fit_intercept": bool, "bytes": int, "repeats": int, "times_s": list, "median_s": float,
@@ -111,6 +111,10 @@ def test_cli_writes_json_and_plot(tmp_path, capsys):
     assert plot_path.stat().st_size > 0
     report = json.loads(json_path.read_text())
     assert report["settings"]["quick"] is True
+    small = report["small"]
+    for key in ("tutorial_fastgd_s", "tutorial_reference_s", "tutorial_ratio", "import_s", "first_fit_s"):
+        assert small[key] > 0
+    assert "import fastgd (s)" in {t["target"] for t in report["targets"]}
     assert "ns/sample" in capsys.readouterr().out
 
 
