@@ -14,16 +14,18 @@ exact path in both modes. What the default mode does differently, precisely
   ``((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))``. Every other shape
   sums each block row by row, exactly as the exact mode does.
 * per-sample SGD with more than one feature (or an intercept), no momentum
-  or weight decay, more than one block of samples: the prediction ``x·w`` is split into ``LANES`` partial dot
-  products (lane ``l`` takes the features ``j ≡ l (mod LANES)`` in increasing
-  ``j``, starting from 0.0), combined by the same pairwise tree; then ``+ b``.
+  or weight decay, more than one block of samples: the prediction ``x·w`` is
+  split into ``LANES`` partial dot products (lane ``l`` takes the features
+  ``j ≡ l (mod LANES)`` in increasing ``j``, starting from 0.0), combined by
+  the same pairwise tree; then ``+ b``. The step itself is the exact mode's.
 * per-sample SGD with one feature, no intercept, no momentum or weight decay,
-  more than one block of samples: each sample is the affine map ``w ← a_i·w + b_i`` with ``c = 2·lr``,
-  ``a_i = 1 − (c·x_i)·x_i`` and ``b_i = (c·x_i)·y_i`` (float64). The maps of the
-  samples at visiting positions ``[k·BLOCK, (k+1)·BLOCK)`` compose, in order,
-  into ``(A_k, B_k)`` with ``A ← a_i·A`` and ``B ← a_i·B + b_i`` from ``(1, 0)``
-  (blocks in parallel); the epoch then applies ``w ← A_k·w + B_k`` for
-  ``k = 0, 1, ...`` in order, and stores ``w`` in the training dtype.
+  more than one block of samples: each sample is the affine map
+  ``w ← a_i·w + b_i`` with ``c = 2·lr``, ``a_i = 1 − (c·x_i)·x_i`` and
+  ``b_i = (c·x_i)·y_i`` (float64). The maps of the samples at visiting
+  positions ``[k·BLOCK, (k+1)·BLOCK)`` compose, in order, into ``(A_k, B_k)``
+  with ``A ← a_i·A`` and ``B ← a_i·B + b_i`` from ``(1, 0)`` (blocks in
+  parallel); the epoch then applies ``w ← A_k·w + B_k`` for ``k = 0, 1, ...``
+  in order (from ``w`` as float64), and stores ``w`` in the training dtype.
 
 Mini-batch and full-batch steps have the exact mode's arithmetic in both
 modes (their gradients sum within a batch in batch order, vectorised over
