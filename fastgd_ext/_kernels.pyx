@@ -32,6 +32,11 @@ cdef enum:
 
 BLOCK = _BLOCK
 LANES = 8  # as in numba_kernels.py, spelled out in _accumulate_lanes and _dot_lanes
+# numba_kernels.LANES_MIN_FEATURES: the default-mode blocked sums and mini-batch
+# steps predict with _dot_lanes from this many features on.
+cdef enum:
+    _LANES_MIN_FEATURES = 8
+LANES_MIN_FEATURES = _LANES_MIN_FEATURES
 
 # The performance choices (lanes, 4-row interleave, affine maps) are numba_kernels.py's
 # and justified there; this file reproduces their bits. Measured here, one thread
@@ -151,12 +156,14 @@ cdef inline Py_ssize_t _row(const int64_t[::1] order, Py_ssize_t k) noexcept nog
 
 cdef void _accumulate(const floating[:, ::1] X, const floating[::1] y, const floating[::1] params,
                       bint fit_intercept, bint want_gradient, const int64_t[::1] order, Py_ssize_t start,
-                      Py_ssize_t stop, double* out) noexcept nogil:
+                      Py_ssize_t stop, bint lanes, double* out) noexcept nogil:
     """Add ``[Σ r², Σ 2 x_j r, (Σ 2 r)]`` over positions start..stop-1 of ``order``
-    into ``out``, sample after sample (the reference's order)."""
+    into ``out``, sample after sample (the reference's order). ``lanes``: the
+    predictions are ``_dot_lanes`` (default mode), else the reference's."""
     cdef Py_ssize_t d = X.shape[1]
     cdef Py_ssize_t i, i0, i1, i2, i3, j, k
     cdef floating w, x, r, r0, r1, r2, r3
+    cdef floating zero = 0.0
     cdef floating p[4]
     cdef double cost_sum, grad_sum
     if d == 1 and not fit_intercept:
@@ -183,7 +190,13 @@ cdef void _accumulate(const floating[:, ::1] X, const floating[::1] y, const flo
         i1 = _row(order, k + 1)
         i2 = _row(order, k + 2)
         i3 = _row(order, k + 3)
-        _predict_rows4(X, i0, i1, i2, i3, params, d, fit_intercept, p)
+        if lanes:
+            p[0] = _dot_lanes(X, i0, params, d, fit_intercept, zero)
+            p[1] = _dot_lanes(X, i1, params, d, fit_intercept, zero)
+            p[2] = _dot_lanes(X, i2, params, d, fit_intercept, zero)
+            p[3] = _dot_lanes(X, i3, params, d, fit_intercept, zero)
+        else:
+            _predict_rows4(X, i0, i1, i2, i3, params, d, fit_intercept, p)
         r0 = p[0] - y[i0]
         r1 = p[1] - y[i1]
         r2 = p[2] - y[i2]
@@ -201,7 +214,10 @@ cdef void _accumulate(const floating[:, ::1] X, const floating[::1] y, const flo
         k += 4
     while k < stop:
         i = _row(order, k)
-        r = _predict_row(X, i, params, d, fit_intercept) - y[i]
+        if lanes:
+            r = _dot_lanes(X, i, params, d, fit_intercept, zero) - y[i]
+        else:
+            r = _predict_row(X, i, params, d, fit_intercept) - y[i]
         cost_sum += r * r
         if want_gradient:
             for j in range(d):
@@ -296,6 +312,7 @@ cdef void _blocked_sums(const floating[:, ::1] X, const floating[::1] y, const f
     cdef Py_ssize_t n = X.shape[0]
     cdef Py_ssize_t d = X.shape[1]
     cdef bint lanes = d == 1 and not fit_intercept
+    cdef bint dot_lanes = d >= _LANES_MIN_FEATURES
     cdef Py_ssize_t blk, start, stop
     for blk in prange(partials.shape[0], schedule="static"):
         start = blk * _BLOCK
@@ -303,7 +320,8 @@ cdef void _blocked_sums(const floating[:, ::1] X, const floating[::1] y, const f
         if lanes:
             _accumulate_lanes(X, y, params[0], want_gradient, start, stop, &partials[blk, 0])
         else:
-            _accumulate(X, y, params, fit_intercept, want_gradient, _NATURAL, start, stop, &partials[blk, 0])
+            _accumulate(X, y, params, fit_intercept, want_gradient, _NATURAL, start, stop, dot_lanes,
+                        &partials[blk, 0])
 
 
 cdef inline Py_ssize_t _n_blocks(Py_ssize_t n, bint exact) noexcept nogil:
@@ -323,7 +341,7 @@ cdef void _sums(const floating[:, ::1] X, const floating[::1] y, const floating[
     for k in range(width):
         out[k] = 0.0
     if exact or n <= _BLOCK:
-        _accumulate(X, y, params, fit_intercept, want_gradient, _NATURAL, 0, n, &out[0])
+        _accumulate(X, y, params, fit_intercept, want_gradient, _NATURAL, 0, n, False, &out[0])
         return
     n_blocks = (n + _BLOCK - 1) // _BLOCK
     for blk in range(n_blocks):
@@ -390,17 +408,18 @@ cdef void _step(floating[::1] params, const floating[::1] grad, floating[::1] ve
 
 cdef void _batch_steps(const floating[:, ::1] X, const floating[::1] y, floating[::1] params,
                        floating[::1] grad, floating[::1] velocity, int64_t[::1] steps,
-                       const floating[::1] hyper, bint nesterov, bint fit_intercept, Py_ssize_t batch_size,
-                       const int64_t[::1] order, double[::1] acc) noexcept nogil:
+                       const floating[::1] hyper, bint nesterov, bint fit_intercept, bint exact,
+                       Py_ssize_t batch_size, const int64_t[::1] order, double[::1] acc) noexcept nogil:
     """One epoch of mini-batch steps over consecutive slices of ``order``."""
     cdef Py_ssize_t n = X.shape[0]
+    cdef bint lanes = not exact and n > _BLOCK and X.shape[1] >= _LANES_MIN_FEATURES
     cdef Py_ssize_t start, stop, j, count
     start = 0
     while start < n:  # numba's ``for start in range(0, n, batch_size)``
         stop = min(n, start + batch_size)
         for j in range(acc.shape[0]):
             acc[j] = 0.0
-        _accumulate(X, y, params, fit_intercept, True, order, start, stop, &acc[0])
+        _accumulate(X, y, params, fit_intercept, True, order, start, stop, lanes, &acc[0])
         count = stop - start
         for j in range(params.shape[0]):
             grad[j] = acc[1 + j] / count
@@ -553,7 +572,7 @@ cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, flo
                 _sgd_steps(X, y, params, hyper, fit_intercept, exact, order)
                 steps[0] += n
             else:
-                _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept,
+                _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
                              batch_size, order, acc)
             _sums(X, y, params, fit_intercept, exact, False, partials, totals)
         costs[e] = totals[0] / n

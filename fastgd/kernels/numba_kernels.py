@@ -12,7 +12,9 @@ exact path in both modes. What the default mode does differently, precisely
   goes to lane ``k % LANES``; each lane sums its rows in order starting from
   0.0, and the block's sum is the lanes' pairwise tree
   ``((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))``. Every other shape
-  sums each block row by row, exactly as the exact mode does.
+  sums each block row by row, in row order; with at least
+  ``LANES_MIN_FEATURES`` (8) features each row's prediction is the lane dot
+  product described next, else the exact mode's left-to-right ``x·w``.
 * per-sample SGD with more than one feature (or an intercept), no momentum
   or weight decay, more than one block of samples: the prediction ``x·w`` is
   split into ``LANES`` partial dot products (lane ``l`` takes the features
@@ -26,10 +28,16 @@ exact path in both modes. What the default mode does differently, precisely
   with ``A ← a_i·A`` and ``B ← a_i·B + b_i`` from ``(1, 0)`` (blocks in
   parallel); the epoch then applies ``w ← A_k·w + B_k`` for ``k = 0, 1, ...``
   in order (from ``w`` as float64), and stores ``w`` in the training dtype.
+* mini-batch steps (any optimizer) with at least ``LANES_MIN_FEATURES`` (8)
+  features and more than one block of samples: each row's prediction is the
+  lane dot product above (then ``+ b``); everything else, the gradient's
+  sums over the batch in batch order included, is the exact mode's.
 
-Mini-batch and full-batch steps have the exact mode's arithmetic in both
-modes (their gradients sum within a batch in batch order, vectorised over
-features); only the full-data cost and gradient sums are blocked.
+The lane dot product is one vector of 8 lanes in LLVM IR (``_lane_tree``:
+IEEE multiply and add, no FMA, no fast-math), the same bits as 8 scalar
+lanes. Full-batch steps are the exact mode's; only the full-data cost and
+gradient sums are blocked. Gradients always sum over samples in sample order,
+vectorised over features.
 """
 
 from __future__ import annotations
@@ -37,11 +45,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastgd.kernels._numba_jit import jit, prange
+from fastgd.kernels._numba_jit import jit, prange  # first: a missing numba is reported as such
+from numba import types
+from numba.core import cgutils
+from numba.core.errors import TypingError
+from numba.extending import intrinsic
+from llvmlite import ir  # numba's own dependency, for _lane_tree's vector IR
 
 NAME = "numba"
 BLOCK = 4096
-LANES = 8  # the lane count is spelled out in _accumulate_lanes and _dot_lanes
+LANES = 8  # the lane count is spelled out in _accumulate_lanes and _lane_tree
+# The default-mode blocked sums and mini-batch steps predict with the lane dot
+# product from this many features on (a fixed shape rule, never timing).
+LANES_MIN_FEATURES = 8
 # Rows longer than this are read one after another even inside a group of
 # four: four rows read side by side defeat the hardware prefetcher when each
 # is this long (d = 64 float64 from memory: 66 ns/row side by side against 33
@@ -87,38 +103,76 @@ def _predict_rows4(X, i0, i1, i2, i3, params, d, fit_intercept):
     return p0, p1, p2, p3
 
 
+def _shuffle_mask(*lanes):
+    return ir.Constant(ir.VectorType(ir.IntType(32), len(lanes)), list(lanes))
+
+
+@intrinsic
+def _lane_tree(typingctx, X, i, params):
+    """``_dot_lanes`` without the intercept, as one vector of ``LANES`` lanes.
+
+    Lane ``l`` starts from +0.0 and adds ``X[i, j]·params[j]`` for
+    ``j ≡ l (mod 8)`` in increasing ``j`` (a vector multiply and a vector add
+    per group of 8 features, then the last ``d % 8`` one lane at a time);
+    the result is ``((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))``.
+    Written as LLVM vector IR because numba's loop vectoriser does not turn
+    the lanes into SIMD (and its SLP vectoriser is off). IEEE ``fmul`` and
+    ``fadd`` without fast-math flags: the same bits as the scalar lanes.
+    """
+    if not (isinstance(X, types.Array) and X.ndim == 2 and X.layout == "C"
+            and isinstance(params, types.Array) and params.ndim == 1 and params.layout == "C"
+            and X.dtype == params.dtype and X.dtype in (types.float32, types.float64)):
+        raise TypingError("_lane_tree: C-contiguous float X (2-d) and params (1-d) of one dtype")
+    dtype = X.dtype
+
+    def codegen(context, builder, signature, args):
+        x_arg, i_arg, params_arg = args
+        elt = context.get_value_type(dtype)
+        align = context.get_abi_sizeof(elt)
+        vec = ir.VectorType(elt, 8)
+        i64 = ir.IntType(64)
+        x_arr = context.make_array(signature.args[0])(context, builder, x_arg)
+        w_arr = context.make_array(signature.args[2])(context, builder, params_arg)
+        d = builder.extract_value(x_arr.shape, 1)
+        i = context.cast(builder, i_arg, signature.args[1], types.int64)
+        row = builder.gep(x_arr.data, [builder.mul(i, d)], inbounds=True)
+        acc = cgutils.alloca_once(builder, vec)
+        builder.store(ir.Constant(vec, [ir.Constant(elt, 0.0)] * 8), acc)
+        groups = builder.udiv(d, ir.Constant(i64, 8))
+        with cgutils.for_range(builder, groups) as loop:
+            j = builder.mul(loop.index, ir.Constant(i64, 8))
+            xs = builder.load(builder.bitcast(builder.gep(row, [j], inbounds=True), vec.as_pointer()),
+                              align=align, typ=vec)
+            ws = builder.load(builder.bitcast(builder.gep(w_arr.data, [j], inbounds=True), vec.as_pointer()),
+                              align=align, typ=vec)
+            builder.store(builder.fadd(builder.load(acc, typ=vec), builder.fmul(xs, ws)), acc)
+        base = builder.mul(groups, ir.Constant(i64, 8))
+        # The last d % 8 features go to lanes 0, 1, ... in order.
+        with cgutils.for_range(builder, builder.sub(d, base)) as loop:
+            j = builder.add(base, loop.index)
+            term = builder.fmul(builder.load(builder.gep(row, [j], inbounds=True), typ=elt),
+                                builder.load(builder.gep(w_arr.data, [j], inbounds=True), typ=elt))
+            lanes = builder.load(acc, typ=vec)
+            lane = builder.fadd(builder.extract_element(lanes, loop.index), term)
+            builder.store(builder.insert_element(lanes, lane, loop.index), acc)
+        lanes = builder.load(acc, typ=vec)
+        pairs = builder.fadd(builder.shuffle_vector(lanes, ir.Constant(vec, ir.Undefined), _shuffle_mask(0, 2, 4, 6)),
+                             builder.shuffle_vector(lanes, ir.Constant(vec, ir.Undefined), _shuffle_mask(1, 3, 5, 7)))
+        vec4 = ir.VectorType(elt, 4)
+        quads = builder.fadd(builder.shuffle_vector(pairs, ir.Constant(vec4, ir.Undefined), _shuffle_mask(0, 2)),
+                             builder.shuffle_vector(pairs, ir.Constant(vec4, ir.Undefined), _shuffle_mask(1, 3)))
+        return builder.fadd(builder.extract_element(quads, ir.Constant(ir.IntType(32), 0)),
+                            builder.extract_element(quads, ir.Constant(ir.IntType(32), 1)))
+
+    return dtype(X, i, params), codegen
+
+
 @jit
-def _dot_lanes(X, i, params, d, fit_intercept, zero):
-    """Default-mode prediction: ``LANES`` partial dot products, pairwise tree.
-    ``zero`` is +0.0 in the training dtype."""
-    l0 = l1 = l2 = l3 = l4 = l5 = l6 = l7 = zero
-    j = 0
-    while j + 8 <= d:
-        l0 += X[i, j] * params[j]
-        l1 += X[i, j + 1] * params[j + 1]
-        l2 += X[i, j + 2] * params[j + 2]
-        l3 += X[i, j + 3] * params[j + 3]
-        l4 += X[i, j + 4] * params[j + 4]
-        l5 += X[i, j + 5] * params[j + 5]
-        l6 += X[i, j + 6] * params[j + 6]
-        l7 += X[i, j + 7] * params[j + 7]
-        j += 8
-    # The last d % 8 features go to lanes 0, 1, ... in order.
-    if j < d:
-        l0 += X[i, j] * params[j]
-    if j + 1 < d:
-        l1 += X[i, j + 1] * params[j + 1]
-    if j + 2 < d:
-        l2 += X[i, j + 2] * params[j + 2]
-    if j + 3 < d:
-        l3 += X[i, j + 3] * params[j + 3]
-    if j + 4 < d:
-        l4 += X[i, j + 4] * params[j + 4]
-    if j + 5 < d:
-        l5 += X[i, j + 5] * params[j + 5]
-    if j + 6 < d:
-        l6 += X[i, j + 6] * params[j + 6]
-    pred = ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
+def _dot_lanes(X, i, params, d, fit_intercept):
+    """Default-mode prediction: ``LANES`` partial dot products (lane ``l`` takes
+    the features ``j ≡ l (mod 8)`` in increasing ``j``, from +0.0 in the
+    training dtype), added as the pairwise tree; then ``+ b``."""
+    pred = _lane_tree(X, i, params)
     if fit_intercept:
         pred += params[d]
     return pred
@@ -133,9 +187,10 @@ def _row(order, k):
 
 
 @jit
-def _accumulate(X, y, params, fit_intercept, want_gradient, order, start, stop, out):
+def _accumulate(X, y, params, fit_intercept, want_gradient, order, start, stop, lanes, out):
     """Add ``[Σ r², Σ 2 x_j r, (Σ 2 r)]`` over positions start..stop-1 of ``order``
-    into ``out``, sample after sample (the reference's order)."""
+    into ``out``, sample after sample (the reference's order). ``lanes``: the
+    predictions are ``_dot_lanes`` (default mode), else the reference's."""
     d = X.shape[1]
     if d == 1 and not fit_intercept:
         # The tutorial's model: keep the running sums in registers.
@@ -162,7 +217,20 @@ def _accumulate(X, y, params, fit_intercept, want_gradient, order, start, stop, 
         i1 = _row(order, k + 1)
         i2 = _row(order, k + 2)
         i3 = _row(order, k + 3)
-        if long_rows:
+        if lanes:
+            # _dot_lanes, with the intrinsic called here: LLVM does not inline
+            # four calls of _dot_lanes, and a call costs more than the dot.
+            p0 = _lane_tree(X, i0, params)
+            p1 = _lane_tree(X, i1, params)
+            p2 = _lane_tree(X, i2, params)
+            p3 = _lane_tree(X, i3, params)
+            if fit_intercept:
+                b = params[d]
+                p0 += b
+                p1 += b
+                p2 += b
+                p3 += b
+        elif long_rows:
             p0 = _predict_row(X, i0, params, d, fit_intercept)
             p1 = _predict_row(X, i1, params, d, fit_intercept)
             p2 = _predict_row(X, i2, params, d, fit_intercept)
@@ -186,7 +254,10 @@ def _accumulate(X, y, params, fit_intercept, want_gradient, order, start, stop, 
         k += 4
     while k < stop:
         i = _row(order, k)
-        r = _predict_row(X, i, params, d, fit_intercept) - y[i]
+        if lanes:
+            r = _dot_lanes(X, i, params, d, fit_intercept) - y[i]
+        else:
+            r = _predict_row(X, i, params, d, fit_intercept) - y[i]
         cost_sum += r * r
         if want_gradient:
             for j in range(d):
@@ -283,7 +354,8 @@ def _block_sums(X, y, params, fit_intercept, want_gradient, blk, out):
     if d == 1 and not fit_intercept:
         _accumulate_lanes(X, y, params[0], want_gradient, start, stop, out)
     else:
-        _accumulate(X, y, params, fit_intercept, want_gradient, np.empty(0, dtype=np.int64), start, stop, out)
+        _accumulate(X, y, params, fit_intercept, want_gradient, np.empty(0, dtype=np.int64), start, stop,
+                    d >= LANES_MIN_FEATURES, out)
 
 
 @jit(parallel=True)
@@ -309,7 +381,7 @@ def sums(X, y, params, fit_intercept, exact, want_gradient):
     width = 1 + params.shape[0]
     if exact or n <= BLOCK:
         out = np.zeros(width)
-        _accumulate(X, y, params, fit_intercept, want_gradient, np.empty(0, dtype=np.int64), 0, n, out)
+        _accumulate(X, y, params, fit_intercept, want_gradient, np.empty(0, dtype=np.int64), 0, n, False, out)
         return out
     n_blocks = (n + BLOCK - 1) // BLOCK
     partials = np.zeros((n_blocks, width))
@@ -364,13 +436,15 @@ def _step(params, grad, velocity, steps, hyper, nesterov):
 
 
 @jit
-def _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order, acc):
+def _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+                 acc):
     """One epoch of mini-batch steps over consecutive slices of ``order``."""
-    n = X.shape[0]
+    n, d = X.shape
+    lanes = not exact and n > BLOCK and d >= LANES_MIN_FEATURES
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         acc[:] = 0.0
-        _accumulate(X, y, params, fit_intercept, True, order, start, stop, acc)
+        _accumulate(X, y, params, fit_intercept, True, order, start, stop, lanes, acc)
         count = stop - start
         for j in range(params.shape[0]):
             grad[j] = acc[1 + j] / count
@@ -400,7 +474,7 @@ def _sgd_steps(X, y, params, hyper, fit_intercept, exact, order):
         if exact or n <= BLOCK:
             r = _predict_row(X, i, params, d, fit_intercept) - y[i]
         else:
-            r = _dot_lanes(X, i, params, d, fit_intercept, zero) - y[i]
+            r = _dot_lanes(X, i, params, d, fit_intercept) - y[i]
         for j in range(d):
             params[j] = params[j] - lr * ((X[i, j] + X[i, j]) * r + zero)
         if fit_intercept:
@@ -523,7 +597,7 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
                 _sgd_steps(X, y, params, hyper, fit_intercept, exact, order)
                 steps[0] += n
             else:
-                _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept,
+                _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
                              batch_size, order, acc)
             totals = sums(X, y, params, fit_intercept, exact, False)
         costs[e] = totals[0] / n
