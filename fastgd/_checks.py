@@ -104,21 +104,29 @@ def prepare_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray, bool]:
     if X2.shape[1] == 0:
         raise ValueError("X has no features (shape (n, 0))")
     # float32 data trains as float32: y follows X's dtype, never the reverse.
-    y = numeric_array(y, "y", dtype=X2.dtype)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D (n,), got shape {y.shape}")
-    if y.shape[0] != X2.shape[0]:
-        raise ValueError(
-            f"X and y have different numbers of samples: X has {X2.shape[0]}, y has {y.shape[0]}"
-        )
+    y = target_vector(numeric_array(y, "y", dtype=X2.dtype), X2.shape[0])
     check_finite(X2, "X")
     check_finite(y, "y")
     return _readonly(np.ascontiguousarray(X2)), _readonly(np.ascontiguousarray(y)), scalar_model
 
 
-def _finite_scalar(value: Any, name: str) -> float:
+def target_vector(y: Any, n_samples: int) -> Any:
+    """``y`` as a vector of ``n_samples`` targets (a column ``(n, 1)`` is accepted).
+
+    Shape checks only, so that numpy and dask arrays share them.
+    """
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D (n,), got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(
+            f"X and y have different numbers of samples: X has {n_samples}, y has {y.shape[0]}"
+        )
+    return y
+
+
+def finite_scalar(value: Any, name: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
@@ -134,7 +142,7 @@ def start_params(
     params = np.zeros(n_features + int(fit_intercept), dtype=dtype)
     if w0 is not None:
         if np.ndim(w0) == 0:
-            params[:n_features] = _finite_scalar(
+            params[:n_features] = finite_scalar(
                 w0.item() if isinstance(w0, np.ndarray) else w0, "w0"
             )
         else:
@@ -148,7 +156,7 @@ def start_params(
     if b0 is not None:
         if not fit_intercept:
             raise ValueError("b0 is given but fit_intercept=False: pass fit_intercept=True")
-        params[n_features] = _finite_scalar(b0.item() if isinstance(b0, np.ndarray) else b0, "b0")
+        params[n_features] = finite_scalar(b0.item() if isinstance(b0, np.ndarray) else b0, "b0")
     return params
 
 
@@ -166,7 +174,7 @@ def check_flag(value: Any, name: str) -> bool:
     return bool(value)
 
 
-def _check_int(value: Any, name: str, minimum: int) -> int:
+def check_int(value: Any, name: str, minimum: int) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     value = int(value)
@@ -190,19 +198,19 @@ def options(
     callback: Any,
 ) -> Options:
     """Check hyperparameters the way ``torch.optim.SGD`` checks them (SPEC §3, §5)."""
-    lr = _finite_scalar(lr, "lr")
+    lr = finite_scalar(lr, "lr")
     if lr <= 0:
         raise ValueError(f"lr must be > 0, got {lr}")
-    epochs = _check_int(epochs, "epochs", 0)
+    epochs = check_int(epochs, "epochs", 0)
     if batch_size is not None:
-        batch_size = _check_int(batch_size, "batch_size", 1)
-    momentum = _finite_scalar(momentum, "momentum")
+        batch_size = check_int(batch_size, "batch_size", 1)
+    momentum = finite_scalar(momentum, "momentum")
     if momentum < 0:
         raise ValueError(f"momentum must be >= 0, got {momentum}")
-    dampening = _finite_scalar(dampening, "dampening")
+    dampening = finite_scalar(dampening, "dampening")
     if not 0 <= dampening <= 1:
         raise ValueError(f"dampening must be in [0, 1], got {dampening}")
-    weight_decay = _finite_scalar(weight_decay, "weight_decay")
+    weight_decay = finite_scalar(weight_decay, "weight_decay")
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
     nesterov = check_flag(nesterov, "nesterov")
@@ -211,7 +219,7 @@ def options(
     shuffle = check_flag(shuffle, "shuffle")
     exact = check_flag(exact, "exact")
     if seed is not None:
-        seed = _check_int(seed, "seed", 0)
+        seed = check_int(seed, "seed", 0)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     return Options(
@@ -263,7 +271,7 @@ def model_inputs(x: Any, w: Any, b: Any, x_name: str = "x") -> Model:
     params = np.empty(d + int(has_intercept), dtype=dtype)
     params[:d] = w_arr.reshape(-1)
     if has_intercept:
-        params[d] = _finite_scalar(b.item() if isinstance(b, np.ndarray) else b, "b")
+        params[d] = finite_scalar(b.item() if isinstance(b, np.ndarray) else b, "b")
     return Model(
         _readonly(np.ascontiguousarray(X2, dtype=dtype)), params, one_sample, scalar_model, has_intercept
     )

@@ -131,15 +131,7 @@ def _prepare(X: Any, y: Any) -> Tuple[Any, Any, bool]:
         y = da.from_array(y, chunks=(X.chunks[0],) + (-1,) * (y.ndim - 1))
     if y.dtype.kind not in "biuf":
         raise TypeError(f"y must be numeric (real numbers), got dtype {y.dtype}")
-    y = y.astype(X.dtype)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise ValueError(f"y must be 1-D (n,), got shape {y.shape}")
-    if y.shape[0] != X.shape[0]:
-        raise ValueError(
-            f"X and y have different numbers of samples: X has {X.shape[0]}, y has {y.shape[0]}"
-        )
+    y = _checks.target_vector(y.astype(X.dtype), X.shape[0])
     if y.chunks[0] != X.chunks[0]:
         y = y.rechunk((X.chunks[0],))
     return X, y, scalar_model

@@ -9,7 +9,6 @@ in which the blocks finish.
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 import tempfile
@@ -18,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, List, Optional, Tuple, Union
 
 import numpy as np
+
+from fastgd import _checks
 
 __all__ = ["tutorial", "make_linear"]
 
@@ -143,11 +144,11 @@ def _make_linear(
     ``progress(done_rows, n_samples)`` is called (from the calling thread)
     after each block.
     """
-    n = _count(n_samples, "n_samples")
-    d = _count(n_features, "n_features")
+    n = _checks.check_int(n_samples, "n_samples", 1)
+    d = _checks.check_int(n_features, "n_features", 1)
     dt = _dtype(dtype)
-    intercept = _real(intercept, "intercept")
-    noise = _real(noise, "noise")
+    intercept = _checks.finite_scalar(intercept, "intercept")
+    noise = _checks.finite_scalar(noise, "noise")
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
     root = _seed_sequence(seed)
@@ -326,24 +327,6 @@ class _NpyWriter:
             except FileNotFoundError:
                 pass
             self.tmp = None
-
-
-def _count(value: Any, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    value = int(value)
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
-
-
-def _real(value: Any, name: str) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
 
 
 def _dtype(value: Any) -> np.dtype:

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
+# torch.optim.SGD settings that every backend is compared over.
+OPTIMIZERS = {
+    "plain": {},
+    "momentum": {"momentum": 0.9},
+    "nesterov": {"momentum": 0.8, "nesterov": True},
+    "dampening": {"momentum": 0.5, "dampening": 0.3},
+    "weight_decay": {"weight_decay": 0.05},
+    "everything": {"momentum": 0.7, "dampening": 0.2, "weight_decay": 0.01},
+}
+
 
 def fit_arrays(result):
     """w, b, losses and loss of a Fit as float64 arrays."""

@@ -13,17 +13,8 @@ from hypothesis import strategies as st
 
 import fastgd
 import fastgd.reference as reference
-from helpers import assert_bitwise_equal, assert_close
+from helpers import OPTIMIZERS, assert_bitwise_equal, assert_close
 from conftest import CPU_BACKENDS, linear_data
-
-OPTIMIZERS = {
-    "plain": {},
-    "momentum": {"momentum": 0.9},
-    "nesterov": {"momentum": 0.8, "nesterov": True},
-    "dampening": {"momentum": 0.5, "dampening": 0.3},
-    "weight_decay": {"weight_decay": 0.05},
-    "everything": {"momentum": 0.7, "dampening": 0.2, "weight_decay": 0.01},
-}
 
 
 def _data(rng, shape, dtype):

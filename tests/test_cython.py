@@ -20,18 +20,9 @@ import pytest
 import fastgd
 import fastgd.reference as reference
 from conftest import linear_data
-from helpers import assert_bitwise_equal, assert_close
+from helpers import OPTIMIZERS, assert_bitwise_equal, assert_close
 
 ROOT = Path(__file__).resolve().parents[1]
-
-OPTIMIZERS = {
-    "plain": {},
-    "momentum": {"momentum": 0.9},
-    "nesterov": {"momentum": 0.8, "nesterov": True},
-    "dampening": {"momentum": 0.5, "dampening": 0.3},
-    "weight_decay": {"weight_decay": 0.05},
-    "everything": {"momentum": 0.7, "dampening": 0.2, "weight_decay": 0.01},
-}
 
 # Python run in the subprocesses: records every attempt to import the blocked
 # modules and makes it fail as if they were not installed.
