@@ -42,6 +42,7 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 
 from fastgd import _checks, _registry
+from fastgd._engine import optimizer_arrays
 from fastgd._result import Fit
 from fastgd.errors import DivergenceError
 
@@ -190,14 +191,7 @@ def train(
             total += part
         return total
 
-    hyper = np.array([opts.lr, opts.momentum, 1 - opts.dampening, opts.weight_decay], dtype=dtype)
-    grad = np.zeros_like(params)
-    velocity = np.zeros_like(params)
-    steps = np.zeros(1, dtype=np.int64)
-    start = None if state is None else state.initial_velocity(len(params))
-    if start is not None:
-        velocity[:] = start
-        steps[0] = state.steps
+    hyper, grad, velocity, steps = optimizer_arrays(params, opts, state)
     costs: List[float] = []
 
     def result(at: np.ndarray, epochs_run: int) -> Fit:

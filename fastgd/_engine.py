@@ -47,6 +47,22 @@ def _is_dask(a: Any) -> bool:
     return type(a).__module__.split(".", 1)[0] == "dask"
 
 
+def optimizer_arrays(params: np.ndarray, opts: _checks.Options, state: Optional[OptimizerState]):
+    """What the kernels' SGD step works on, in the training dtype of ``params``:
+    ``hyper = [lr, momentum, 1 - dampening, weight_decay]``, a gradient buffer,
+    the momentum buffer and the step count (both from ``state`` when given)."""
+    hyper = np.array([opts.lr, opts.momentum, 1 - opts.dampening, opts.weight_decay],
+                     dtype=params.dtype)
+    grad = np.zeros_like(params)
+    velocity = np.zeros_like(params)
+    steps = np.zeros(1, dtype=np.int64)
+    start = None if state is None else state.initial_velocity(len(params))
+    if start is not None:
+        velocity[:] = start
+        steps[0] = state.steps
+    return hyper, grad, velocity, steps
+
+
 def run(
     problem: _checks.Problem, opts: _checks.Options, kernels: Any,
     state: Optional[OptimizerState] = None,
@@ -54,18 +70,10 @@ def run(
     """The epoch loop over checked inputs."""
     X, y, params = problem.X, problem.y, problem.params
     n, d = X.shape
-    dtype = X.dtype
     full_batch = opts.batch_size is None or opts.batch_size >= n
     batch_size = n if full_batch else opts.batch_size
-    hyper = np.array([opts.lr, opts.momentum, 1 - opts.dampening, opts.weight_decay], dtype=dtype)
-    grad = np.zeros_like(params)
-    velocity = np.zeros_like(params)
+    hyper, grad, velocity, steps = optimizer_arrays(params, opts, state)
     previous = params.copy()
-    steps = np.zeros(1, dtype=np.int64)
-    start = None if state is None else state.initial_velocity(len(params))
-    if start is not None:
-        velocity[:] = start
-        steps[0] = state.steps
     costs = np.empty(opts.epochs + 1, dtype=np.float64)
 
     def result(at: np.ndarray, epochs_run: int) -> Fit:
@@ -111,7 +119,8 @@ def run(
                 break
     except KeyboardInterrupt as exc:
         # `previous` is the state after the last epoch whose cost was stored.
-        completed = int(np.argmax(np.isnan(costs[1:]))) if np.isnan(costs[1:]).any() else opts.epochs
+        not_run = np.flatnonzero(np.isnan(costs[1:]))
+        completed = int(not_run[0]) if not_run.size else opts.epochs
         raise FitInterrupted(
             f"fit interrupted after {completed} epochs; .fit holds that state",
             fit=result(previous, completed),
@@ -125,20 +134,22 @@ def _shape_output(values: np.ndarray, model: _checks.Model) -> Union[float, np.n
     return float(values[0]) if model.one_sample else values
 
 
-def forward(x: Any, w: Any, b: Optional[float] = None) -> Union[float, np.ndarray]:
-    model = _checks.model_inputs(x, w, b)
+def _predictions(model: _checks.Model) -> np.ndarray:
     out = np.empty(model.X.shape[0], dtype=model.X.dtype)
     _registry.kernels().predict(model.X, model.params, model.has_intercept, out)
-    return _shape_output(out, model)
+    return out
+
+
+def forward(x: Any, w: Any, b: Optional[float] = None) -> Union[float, np.ndarray]:
+    model = _checks.model_inputs(x, w, b)
+    return _shape_output(_predictions(model), model)
 
 
 def loss(x: Any, y: Any, w: Any, b: Optional[float] = None) -> Union[float, np.ndarray]:
     model = _checks.model_inputs(x, w, b)
     targets = _checks.targets(y, model)
-    out = np.empty(model.X.shape[0], dtype=model.X.dtype)
-    _registry.kernels().predict(model.X, model.params, model.has_intercept, out)
-    out -= targets
-    return _shape_output(out * out, model)
+    residuals = _predictions(model) - targets
+    return _shape_output(residuals * residuals, model)
 
 
 def _model_sums(xs: Any, ys: Any, w: Any, b: Any, want_gradient: bool):
