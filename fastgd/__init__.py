@@ -20,13 +20,13 @@ from typing import Any, Callable, Optional, Union
 from fastgd import _engine
 from fastgd._registry import BackendInfo, backends, use
 from fastgd._result import Fit
-from fastgd.errors import BackendFallbackWarning, DivergenceError, FitInterrupted
+from fastgd.errors import BackendFallbackWarning, DivergenceError, DivergenceWarning, FitInterrupted
 
 __version__ = "0.1.0"
 
 __all__ = [
     "forward", "loss", "cost", "gradient", "fit", "gd", "sgd", "minibatch_sgd",
-    "Fit", "DivergenceError", "FitInterrupted", "BackendFallbackWarning", "BackendInfo", "backends", "use",
+    "Fit", "DivergenceError", "DivergenceWarning", "FitInterrupted", "BackendFallbackWarning", "BackendInfo", "backends", "use",
     "datasets", "GDRegressor", "__version__",
 ]
 
@@ -179,8 +179,28 @@ def fit(
     )
 
 
-def gd(X: Any, y: Any, **kw: Any) -> Fit:
+def gd(
+    X: Any,
+    y: Any,
+    *,
+    lr: float = 0.01,
+    epochs: int = 100,
+    w0: Any = None,
+    b0: Optional[float] = None,
+    fit_intercept: bool = False,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    shuffle: bool = False,
+    seed: Optional[int] = None,
+    exact: bool = False,
+    callback: Optional[Callable[[int, Fit], Any]] = None,
+) -> Fit:
     """Full-batch gradient descent: :func:`fit` with ``batch_size=None``.
+
+    Every keyword is :func:`fit`'s; there is no ``batch_size`` (a
+    ``TypeError``: use :func:`minibatch_sgd` or :func:`fit`).
 
     Examples
     --------
@@ -188,12 +208,35 @@ def gd(X: Any, y: Any, **kw: Any) -> Fit:
     >>> round(fastgd.gd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], lr=0.1, epochs=100).w, 9)
     2.0
     """
-    kw.setdefault("batch_size", None)
-    return fit(X, y, **kw)
+    return fit(
+        X, y, batch_size=None, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
+        momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
+        shuffle=shuffle, seed=seed, exact=exact, callback=callback,
+    )
 
 
-def sgd(X: Any, y: Any, **kw: Any) -> Fit:
+def sgd(
+    X: Any,
+    y: Any,
+    *,
+    lr: float = 0.01,
+    epochs: int = 100,
+    w0: Any = None,
+    b0: Optional[float] = None,
+    fit_intercept: bool = False,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    shuffle: bool = False,
+    seed: Optional[int] = None,
+    exact: bool = False,
+    callback: Optional[Callable[[int, Fit], Any]] = None,
+) -> Fit:
     """Per-sample stochastic gradient descent: :func:`fit` with ``batch_size=1``.
+
+    Every keyword is :func:`fit`'s; there is no ``batch_size`` (a
+    ``TypeError``: use :func:`minibatch_sgd` or :func:`fit`).
 
     Examples
     --------
@@ -201,11 +244,32 @@ def sgd(X: Any, y: Any, **kw: Any) -> Fit:
     >>> round(fastgd.sgd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], lr=0.01, epochs=100).w, 6)
     2.0
     """
-    kw.setdefault("batch_size", 1)
-    return fit(X, y, **kw)
+    return fit(
+        X, y, batch_size=1, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
+        momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
+        shuffle=shuffle, seed=seed, exact=exact, callback=callback,
+    )
 
 
-def minibatch_sgd(X: Any, y: Any, batch_size: int = 32, **kw: Any) -> Fit:
+def minibatch_sgd(
+    X: Any,
+    y: Any,
+    batch_size: int = 32,
+    *,
+    lr: float = 0.01,
+    epochs: int = 100,
+    w0: Any = None,
+    b0: Optional[float] = None,
+    fit_intercept: bool = False,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    shuffle: bool = False,
+    seed: Optional[int] = None,
+    exact: bool = False,
+    callback: Optional[Callable[[int, Fit], Any]] = None,
+) -> Fit:
     """Mini-batch SGD: :func:`fit` with batches of ``batch_size`` samples.
 
     Examples
@@ -214,8 +278,11 @@ def minibatch_sgd(X: Any, y: Any, batch_size: int = 32, **kw: Any) -> Fit:
     >>> round(fastgd.minibatch_sgd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], batch_size=2, lr=0.05).w, 4)
     2.0
     """
-    return fit(X, y, batch_size=batch_size, **kw)
-
+    return fit(
+        X, y, batch_size=batch_size, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
+        momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
+        shuffle=shuffle, seed=seed, exact=exact, callback=callback,
+    )
 
 def __getattr__(name: str) -> Any:
     # Heavier parts load on first use, so that `import fastgd` stays light.

@@ -54,10 +54,55 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return view
 
 
+def _is_sparse(value: Any) -> bool:
+    """A scipy.sparse matrix or array, recognised without importing scipy."""
+    return type(value).__module__.startswith("scipy.sparse")
+
+
+def _from_pandas(value: Any, name: str) -> Any:
+    """pandas objects with nullable columns (``Float64``, ``Int64``, ...) as numpy.
+
+    ``np.asarray`` turns nullable columns into an object array; without
+    missing values they hold plain numbers. A ``pd.NA`` is an error that
+    names the column and its dtype.
+    """
+    module = type(value).__module__
+    if not module.startswith("pandas") or not hasattr(value, "to_numpy"):
+        return value
+    frame = value if hasattr(value, "columns") else None
+    columns = list(frame.items()) if frame is not None else [(getattr(value, "name", None), value)]
+    nullable = False
+    numpy_dtypes = []
+    for label, column in columns:
+        dtype = column.dtype
+        inner = getattr(dtype, "numpy_dtype", None)
+        if inner is None or not hasattr(dtype, "na_value"):
+            numpy_dtypes.append(np.dtype(dtype) if isinstance(dtype, np.dtype) else None)
+            continue
+        nullable = True
+        if column.isna().any():
+            where = f" in column {label!r}" if frame is not None else ""
+            raise ValueError(f"{name} has missing values (pd.NA){where} of dtype {dtype}: "
+                             "drop or fill them first")
+        numpy_dtypes.append(np.dtype(inner))
+    if not nullable:
+        return value
+    if any(dtype is None or dtype.kind not in "biuf" for dtype in numpy_dtypes):
+        return value  # non-numeric columns: numeric_array reports the dtype
+    target = np.float32 if all(dtype == np.float32 for dtype in numpy_dtypes) else np.float64
+    return value.to_numpy(dtype=target)
+
+
 def numeric_array(value: Any, name: str, dtype: Any = None) -> np.ndarray:
     """``value`` as a float32/float64 ndarray without copying when possible."""
     if getattr(value, "requires_grad", False) and hasattr(value, "detach"):
         value = value.detach()  # a torch tensor that requires grad: same memory, no autograd
+    if _is_sparse(value):
+        raise TypeError(
+            f"{name} is a scipy.sparse {type(value).__name__}: sparse input is not supported yet; "
+            f"pass a dense array ({name}.toarray())"
+        )
+    value = _from_pandas(value, name)
     if hasattr(value, "__array__") or isinstance(value, np.ndarray):
         try:
             arr = np.asarray(value)
@@ -80,6 +125,8 @@ def numeric_array(value: Any, name: str, dtype: Any = None) -> np.ndarray:
 
 def check_finite(arr: np.ndarray, name: str) -> None:
     """Raise ValueError naming ``name`` if ``arr`` holds NaN or infinity."""
+    if arr.size == 0:
+        return
     flat = arr.reshape(arr.shape[0], -1) if arr.ndim else arr.reshape(1)
     for start in range(0, max(flat.shape[0], 1), _FINITE_CHECK_ROWS):
         chunk = flat[start : start + _FINITE_CHECK_ROWS]
@@ -127,6 +174,8 @@ def target_vector(y: Any, n_samples: int) -> Any:
 
 
 def finite_scalar(value: Any, name: str) -> float:
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        value = value.item()  # a 0-d numpy array or torch tensor
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
@@ -142,9 +191,7 @@ def start_params(
     params = np.zeros(n_features + int(fit_intercept), dtype=dtype)
     if w0 is not None:
         if np.ndim(w0) == 0:
-            params[:n_features] = finite_scalar(
-                w0.item() if isinstance(w0, np.ndarray) else w0, "w0"
-            )
+            _store_start(params, slice(0, n_features), finite_scalar(w0, "w0"), "w0")
         else:
             w = numeric_array(w0, "w0")
             if scalar_model and w.shape == (1,):
@@ -152,12 +199,23 @@ def start_params(
             if w.shape not in ((n_features,), ()):
                 raise ValueError(f"w0 must have shape ({n_features},), got {w.shape}")
             check_finite(w.reshape(-1), "w0")
-            params[:n_features] = w
+            _store_start(params, slice(0, n_features), w, "w0")
     if b0 is not None:
         if not fit_intercept:
             raise ValueError("b0 is given but fit_intercept=False: pass fit_intercept=True")
-        params[n_features] = finite_scalar(b0.item() if isinstance(b0, np.ndarray) else b0, "b0")
+        _store_start(params, slice(n_features, n_features + 1), finite_scalar(b0, "b0"), "b0")
     return params
+
+
+def _store_start(params: np.ndarray, where: slice, value: Any, name: str) -> None:
+    """``params[where] = value``; a value that overflows the training dtype is a ValueError."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        params[where] = value
+    if not np.isfinite(params[where]).all():
+        raise ValueError(
+            f"{name} is not finite in {params.dtype} (the training dtype of X): "
+            f"its largest value is {np.finfo(params.dtype).max:.4g}"
+        )
 
 
 def prepare(X: Any, y: Any, w0: Any, b0: Any, fit_intercept: Any) -> Problem:
@@ -243,6 +301,9 @@ def model_inputs(x: Any, w: Any, b: Any, x_name: str = "x") -> Model:
     ``w`` a scalar: ``x`` is one sample (scalar) or samples (n,) / (n, 1).
     ``w`` of shape (d,): ``x`` is one sample (d,) or samples (n, d).
     """
+    X = numeric_array(x, x_name)
+    if X.size == 0:
+        raise ValueError(f"{x_name} is empty: it needs at least one sample")
     w_arr = numeric_array(w, "w")
     if w_arr.ndim > 1:
         raise ValueError(f"w must be a scalar or have shape (d,), got shape {w_arr.shape}")
@@ -251,7 +312,6 @@ def model_inputs(x: Any, w: Any, b: Any, x_name: str = "x") -> Model:
     d = 1 if scalar_model else w_arr.shape[0]
     if d == 0:
         raise ValueError("w is empty")
-    X = numeric_array(x, x_name)
     if scalar_model:
         one_sample = X.ndim == 0
         if X.ndim == 2 and X.shape[1] != 1:
@@ -271,7 +331,7 @@ def model_inputs(x: Any, w: Any, b: Any, x_name: str = "x") -> Model:
     params = np.empty(d + int(has_intercept), dtype=dtype)
     params[:d] = w_arr.reshape(-1)
     if has_intercept:
-        params[d] = finite_scalar(b.item() if isinstance(b, np.ndarray) else b, "b")
+        params[d] = finite_scalar(b, "b")
     return Model(
         _readonly(np.ascontiguousarray(X2, dtype=dtype)), params, one_sample, scalar_model, has_intercept
     )

@@ -36,7 +36,6 @@ run on dask arrays: they raise ``ValueError`` naming the alternatives
 from __future__ import annotations
 
 import sys
-import threading
 from typing import Any, List, Optional, Tuple
 
 import numpy as np
@@ -44,13 +43,7 @@ import numpy as np
 from fastgd import _checks, _registry
 from fastgd._engine import optimizer_arrays
 from fastgd._result import Fit
-from fastgd.errors import DivergenceError
-
-# numba's "workqueue" threading layer aborts the process when two threads
-# launch parallel kernels at once; a worker with several dask threads then
-# takes turns. (The omp and tbb layers are thread-safe: no lock.)
-_WORKQUEUE_LOCK = threading.Lock()
-
+from fastgd.errors import DivergenceError, FitInterrupted, warn_if_runaway
 
 def _single_threaded_kernels(name: str) -> Any:
     """The kernels ``name`` in this (worker) thread, with numba limited to one thread."""
@@ -69,12 +62,7 @@ def _chunk_sums(
     kernels = _single_threaded_kernels(backend)
     X2 = np.ascontiguousarray(X.reshape(X.shape[0], -1), dtype=params.dtype)
     y1 = np.ascontiguousarray(y, dtype=params.dtype)
-    if kernels.NAME == "numba":
-        import numba
-
-        if numba.threading_layer() == "workqueue":
-            with _WORKQUEUE_LOCK:
-                return kernels.sums(X2, y1, params, fit_intercept, False, True)
+    # (numba's kernels serialise themselves under its workqueue threading layer.)
     return kernels.sums(X2, y1, params, fit_intercept, False, True)
 
 
@@ -208,19 +196,29 @@ def train(
             "the loss of the starting parameters is not finite", epoch=0, fit=result(params, 0)
         )
     grad[:] = totals[1:] / n
-    for epoch in range(opts.epochs):
-        previous = params.copy()
-        _step(params, grad, velocity, steps, hyper, opts.nesterov)
-        totals = round_trip(params)
-        costs.append(totals[0] / n)
-        if not np.isfinite(costs[-1]):
-            raise DivergenceError(
-                f"the loss became {costs[-1]} during epoch {epoch}; lower lr",
-                epoch=epoch, fit=result(previous, epoch),
-            )
-        grad[:] = totals[1:] / n
-        if opts.callback is not None and opts.callback(epoch, result(params, epoch + 1)):
-            break
+    completed = params.copy()  # the parameters after the last epoch whose cost is in `costs`
+    try:
+        for epoch in range(opts.epochs):
+            _step(params, grad, velocity, steps, hyper, opts.nesterov)
+            totals = round_trip(params)
+            if not np.isfinite(totals[0]):
+                costs.append(totals[0] / n)
+                raise DivergenceError(
+                    f"the loss became {costs[-1]} during epoch {epoch}; lower lr",
+                    epoch=epoch, fit=result(completed, epoch),
+                )
+            costs.append(totals[0] / n)
+            completed = params.copy()
+            grad[:] = totals[1:] / n
+            if opts.callback is not None and opts.callback(epoch, result(params, epoch + 1)):
+                break
+    except KeyboardInterrupt as exc:
+        # Ctrl-C while the workers sum, or a KeyboardInterrupt from a callback.
+        done = len(costs) - 1
+        raise FitInterrupted(
+            f"fit interrupted after {done} epochs; .fit holds that state", fit=result(completed, done)
+        ) from exc
+    warn_if_runaway(costs)
     if state is not None:
         state.save(velocity, steps[0])
     return result(params, len(costs) - 1)

@@ -3,6 +3,7 @@ callbacks and errors, written once. Kernels only do arithmetic."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -11,7 +12,7 @@ from fastgd import _checks, _registry
 from fastgd._orders import epoch_orders, shuffle_block
 from fastgd._result import Fit
 from fastgd._state import OptimizerState
-from fastgd.errors import DivergenceError, FitInterrupted
+from fastgd.errors import DivergenceError, FitInterrupted, warn_if_runaway
 
 
 def train(
@@ -63,6 +64,87 @@ def optimizer_arrays(params: np.ndarray, opts: _checks.Options, state: Optional[
     return hyper, grad, velocity, steps
 
 
+# Epochs one kernel call runs at most (without a callback): bounds the loss
+# history written ahead of the epochs actually run (512 KiB), so a fit asked
+# for 10**12 epochs allocates only for the epochs it reaches.
+EPOCHS_PER_CALL = 1 << 16
+# A kernel call that touches more than this many values of X (epochs × n × d)
+# may run past a second; on a backend whose kernels release the GIL it runs
+# in a helper thread while the main thread waits for Ctrl-C (see _run_epochs).
+# Below it the direct call costs nothing extra (the tutorial's fit).
+BACKGROUND_MIN_WORK = 1 << 24
+
+
+class LossHistory:
+    """The costs of a fit, grown as epochs run: ``values[0]`` is the cost of
+    the starting parameters, ``values[k]`` the cost after epoch ``k - 1``."""
+
+    def __init__(self, first: float) -> None:
+        self._values = np.empty(64, dtype=np.float64)
+        self._values[0] = first
+        self.epochs = 0
+
+    def reserve(self, count: int) -> np.ndarray:
+        """The slots of the next ``count`` epochs (NaN: not run yet)."""
+        need = self.epochs + 1 + count
+        if need > self._values.shape[0]:
+            grown = np.empty(max(need, 2 * self._values.shape[0]), dtype=np.float64)
+            grown[: self.epochs + 1] = self._values[: self.epochs + 1]
+            self._values = grown
+        slots = self._values[self.epochs + 1 : need]
+        slots[:] = np.nan
+        return slots
+
+    def completed(self, slots: np.ndarray) -> int:
+        """Epochs of ``slots`` that stored a cost (the leading non-NaN ones)."""
+        not_run = np.flatnonzero(np.isnan(slots))
+        return int(not_run[0]) if not_run.size else slots.shape[0]
+
+    def losses(self, epochs_run: int) -> np.ndarray:
+        return self._values[:epochs_run]
+
+    def loss(self, epochs_run: int) -> float:
+        return float(self._values[epochs_run])
+
+
+def _run_epochs(kernels: Any, work: float, *args: Any) -> Any:
+    """``kernels.run_epochs(*args)``, interruptible by Ctrl-C within a fraction of a second.
+
+    A compiled call that holds the main thread cannot see a signal until it
+    returns. Long calls on kernels that release the GIL and accept a stop
+    flag (``run_epochs``' last argument) therefore run in a helper thread; the main
+    thread waits in short, interruptible joins, and on Ctrl-C sets the flag
+    (the kernel checks it between blocks of samples), waits for the kernel to
+    stop, and re-raises. Only the main thread receives signals: other
+    threads call directly.
+    """
+    if (work < BACKGROUND_MIN_WORK or not getattr(kernels, "RELEASES_GIL", False)
+            or threading.current_thread() is not threading.main_thread()):
+        return kernels.run_epochs(*args)
+    outcome: dict = {}
+    prepare_thread = kernels.thread_setup()
+
+    def target() -> None:
+        try:
+            prepare_thread()
+            outcome["value"] = kernels.run_epochs(*args)
+        except BaseException as exc:  # handed to the main thread below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="fastgd-kernel", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.05)
+    except KeyboardInterrupt:
+        args[-1][0] = 1  # the stop flag
+        worker.join()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def run(
     problem: _checks.Problem, opts: _checks.Options, kernels: Any,
     state: Optional[OptimizerState] = None,
@@ -74,18 +156,18 @@ def run(
     batch_size = n if full_batch else opts.batch_size
     hyper, grad, velocity, steps = optimizer_arrays(params, opts, state)
     previous = params.copy()
-    costs = np.empty(opts.epochs + 1, dtype=np.float64)
+    stop = np.zeros(1, dtype=np.int64)
 
     def result(at: np.ndarray, epochs_run: int) -> Fit:
         return Fit.from_params(
             at, n_features=d, scalar_model=problem.scalar_model, fit_intercept=problem.fit_intercept,
-            losses=costs[:epochs_run], loss=costs[epochs_run], epochs_run=epochs_run,
+            losses=history.losses(epochs_run), loss=history.loss(epochs_run), epochs_run=epochs_run,
             backend=kernels.NAME,
         )
 
     totals = kernels.sums(X, y, params, problem.fit_intercept, opts.exact, full_batch)
-    costs[0] = totals[0] / n
-    if not np.isfinite(costs[0]):
+    history = LossHistory(totals[0] / n)
+    if not np.isfinite(history.loss(0)):
         raise DivergenceError(
             "the loss of the starting parameters is not finite", epoch=0, fit=result(params, 0)
         )
@@ -93,41 +175,40 @@ def run(
         grad[:] = totals[1:] / n
     # Memory-mapped data is shuffled block by block, so disk reads stay sequential.
     orders = epoch_orders(n, opts.shuffle and not full_batch, opts.seed, shuffle_block(X))
-    # One kernel call runs every epoch, unless Python is needed between epochs
+    # One kernel call runs many epochs, unless Python is needed between epochs
     # (a callback, or a fresh permutation).
     per_epoch = opts.callback is not None or (opts.shuffle and not full_batch)
-    # NaN marks epochs not yet run, so that an interrupt can tell how far it got.
-    costs[1:] = np.nan
-    done = 0
+    pending = None  # the slots of the kernel call in progress, if any
     try:
-        while done < opts.epochs:
-            count = 1 if per_epoch else opts.epochs - done
-            finite = kernels.run_epochs(
-                X, y, params, grad, velocity, steps, previous, hyper, opts.nesterov,
-                problem.fit_intercept, opts.exact, full_batch, batch_size, next(orders),
-                costs[done + 1 : done + 1 + count],
+        while history.epochs < opts.epochs:
+            count = 1 if per_epoch else min(opts.epochs - history.epochs, EPOCHS_PER_CALL)
+            pending = history.reserve(count)
+            finite = _run_epochs(
+                kernels, float(count) * X.size, X, y, params, grad, velocity, steps, previous, hyper, opts.nesterov,
+                problem.fit_intercept, opts.exact, full_batch, batch_size, next(orders), pending, stop,
             )
             if finite < count:
-                broken = done + finite
+                broken = history.epochs + finite
                 raise DivergenceError(
-                    f"the loss became {costs[broken + 1]} during epoch {broken}; lower lr",
+                    f"the loss became {pending[finite]} during epoch {broken}; lower lr",
                     epoch=broken,
                     fit=result(previous, broken),
                 )
-            done += count
-            if opts.callback is not None and opts.callback(done - 1, result(params, done)):
+            history.epochs += count
+            pending = None
+            if opts.callback is not None and opts.callback(history.epochs - 1, result(params, history.epochs)):
                 break
     except KeyboardInterrupt as exc:
         # `previous` is the state after the last epoch whose cost was stored.
-        not_run = np.flatnonzero(np.isnan(costs[1:]))
-        completed = int(not_run[0]) if not_run.size else opts.epochs
+        completed = history.epochs + (0 if pending is None else history.completed(pending))
         raise FitInterrupted(
             f"fit interrupted after {completed} epochs; .fit holds that state",
             fit=result(previous, completed),
         ) from exc
     if state is not None:
         state.save(velocity, steps[0])
-    return result(params, done)
+    warn_if_runaway(history.losses(history.epochs + 1))
+    return result(params, history.epochs)
 
 
 def _shape_output(values: np.ndarray, model: _checks.Model) -> Union[float, np.ndarray]:

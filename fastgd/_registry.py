@@ -8,9 +8,11 @@ chain with a warning (once per name) that says why.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import importlib.util
 import os
+import threading
 import warnings
 from types import ModuleType
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
@@ -28,8 +30,12 @@ _REQUIREMENTS = {
 }
 
 _loaded: Dict[str, Tuple[Optional[ModuleType], Optional[str]]] = {}
-_selected: Optional[str] = None
+# The backend chosen by use(), per thread and per contextvars context: a
+# thread (or task) that never called use() sees None, the process default.
+_selected: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("fastgd_backend", default=None)
 _warned: set = set()
+# Two threads loading the same backend at once would compile it twice.
+_load_lock = threading.RLock()
 
 
 class BackendInfo(NamedTuple):
@@ -48,6 +54,13 @@ class BackendInfo(NamedTuple):
 def _load(name: str) -> Tuple[Optional[ModuleType], Optional[str]]:
     if name in _loaded:
         return _loaded[name]
+    with _load_lock:
+        if name not in _loaded:
+            _loaded[name] = _import_backend(name)
+    return _loaded[name]
+
+
+def _import_backend(name: str) -> Tuple[Optional[ModuleType], Optional[str]]:
     requirement, missing = _REQUIREMENTS[name]
     module: Optional[ModuleType] = None
     reason: Optional[str] = None
@@ -63,7 +76,6 @@ def _load(name: str) -> Tuple[Optional[ModuleType], Optional[str]]:
         except Exception as exc:  # any failure to load means: use the next backend
             reason = f"failed to load: {type(exc).__name__}: {exc}"
             module = None
-    _loaded[name] = (module, reason)
     return module, reason
 
 
@@ -75,7 +87,7 @@ def _check_name(name: str) -> str:
 
 def kernels(name: Optional[str] = None) -> ModuleType:
     """The kernel module to run: ``name``, else ``use()``'s, ``FASTGD_BACKEND``'s, or the default."""
-    requested = name or _selected or os.environ.get("FASTGD_BACKEND") or None
+    requested = name or _selected.get() or os.environ.get("FASTGD_BACKEND") or None
     if requested is not None:
         requested = _check_name(requested)
         module, reason = _load(requested)
@@ -122,6 +134,11 @@ def backends() -> List[BackendInfo]:
 class use:
     """Select the backend for later calls; also a context manager that restores the previous one.
 
+    The choice is local to the calling thread (and ``contextvars`` context):
+    other threads keep theirs, and a thread that never called ``use`` runs on
+    the process default. Leaving the ``with`` block restores exactly the
+    choice in force when it was entered.
+
     Parameters
     ----------
     name : {"numba", "cython", "numpy", "cuda"} or None
@@ -136,10 +153,8 @@ class use:
     """
 
     def __init__(self, name: Optional[str]) -> None:
-        global _selected
         self.name = None if name is None else _check_name(name)
-        self._previous = _selected
-        _selected = self.name
+        self._token = _selected.set(self.name)
         if self.name is not None:
             kernels(self.name)  # load now, so a fallback warns here and not mid-fit
 
@@ -147,8 +162,12 @@ class use:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        global _selected
-        _selected = self._previous
+        try:
+            _selected.reset(self._token)
+        except ValueError:
+            # Exited in another context than the one that entered (e.g. a
+            # generator resumed elsewhere): restore the value, not the token.
+            _selected.set(self._token.old_value if self._token.old_value is not contextvars.Token.MISSING else None)
 
     def __repr__(self) -> str:
         return f"fastgd.use({self.name!r})"

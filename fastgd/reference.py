@@ -33,7 +33,7 @@ from fastgd import _checks
 from fastgd._orders import epoch_orders, shuffle_block
 from fastgd._result import Fit
 from fastgd._state import OptimizerState
-from fastgd.errors import DivergenceError, FitInterrupted
+from fastgd.errors import DivergenceError, FitInterrupted, warn_if_runaway
 
 __all__ = ["forward", "loss", "cost", "gradient", "fit", "gd", "sgd", "minibatch_sgd", "Fit"]
 
@@ -224,11 +224,32 @@ def _fit(
         ) from exc
     if state is not None:
         state.save(velocity, steps)
+    warn_if_runaway(costs)
     return result(params, costs, len(costs) - 1)
 
 
-def gd(X: Any, y: Any, **kw: Any) -> Fit:
+def gd(
+    X: Any,
+    y: Any,
+    *,
+    lr: float = 0.01,
+    epochs: int = 100,
+    w0: Any = None,
+    b0: Optional[float] = None,
+    fit_intercept: bool = False,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    shuffle: bool = False,
+    seed: Optional[int] = None,
+    exact: bool = False,
+    callback: Optional[Callable[[int, Fit], Any]] = None,
+) -> Fit:
     """Full-batch gradient descent: :func:`fit` with ``batch_size=None``.
+
+    Every keyword is :func:`fit`'s; there is no ``batch_size`` (a
+    ``TypeError``: use :func:`minibatch_sgd` or :func:`fit`).
 
     Examples
     --------
@@ -236,12 +257,35 @@ def gd(X: Any, y: Any, **kw: Any) -> Fit:
     >>> round(reference.gd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], lr=0.1, epochs=100).w, 9)
     2.0
     """
-    kw.setdefault("batch_size", None)
-    return fit(X, y, **kw)
+    return fit(
+        X, y, batch_size=None, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
+        momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
+        shuffle=shuffle, seed=seed, exact=exact, callback=callback,
+    )
 
 
-def sgd(X: Any, y: Any, **kw: Any) -> Fit:
+def sgd(
+    X: Any,
+    y: Any,
+    *,
+    lr: float = 0.01,
+    epochs: int = 100,
+    w0: Any = None,
+    b0: Optional[float] = None,
+    fit_intercept: bool = False,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    shuffle: bool = False,
+    seed: Optional[int] = None,
+    exact: bool = False,
+    callback: Optional[Callable[[int, Fit], Any]] = None,
+) -> Fit:
     """Per-sample stochastic gradient descent: :func:`fit` with ``batch_size=1``.
+
+    Every keyword is :func:`fit`'s; there is no ``batch_size`` (a
+    ``TypeError``: use :func:`minibatch_sgd` or :func:`fit`).
 
     Examples
     --------
@@ -249,11 +293,32 @@ def sgd(X: Any, y: Any, **kw: Any) -> Fit:
     >>> round(reference.sgd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], lr=0.01, epochs=100).w, 6)
     2.0
     """
-    kw.setdefault("batch_size", 1)
-    return fit(X, y, **kw)
+    return fit(
+        X, y, batch_size=1, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
+        momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
+        shuffle=shuffle, seed=seed, exact=exact, callback=callback,
+    )
 
 
-def minibatch_sgd(X: Any, y: Any, batch_size: int = 32, **kw: Any) -> Fit:
+def minibatch_sgd(
+    X: Any,
+    y: Any,
+    batch_size: int = 32,
+    *,
+    lr: float = 0.01,
+    epochs: int = 100,
+    w0: Any = None,
+    b0: Optional[float] = None,
+    fit_intercept: bool = False,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    shuffle: bool = False,
+    seed: Optional[int] = None,
+    exact: bool = False,
+    callback: Optional[Callable[[int, Fit], Any]] = None,
+) -> Fit:
     """Mini-batch SGD: :func:`fit` with batches of ``batch_size`` samples.
 
     Examples
@@ -262,8 +327,11 @@ def minibatch_sgd(X: Any, y: Any, batch_size: int = 32, **kw: Any) -> Fit:
     >>> round(reference.minibatch_sgd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], batch_size=2, lr=0.05).w, 4)
     2.0
     """
-    return fit(X, y, batch_size=batch_size, **kw)
-
+    return fit(
+        X, y, batch_size=batch_size, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
+        momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
+        shuffle=shuffle, seed=seed, exact=exact, callback=callback,
+    )
 
 def _shape_output(values: List[float], model: _checks.Model) -> Any:
     import numpy as np

@@ -430,26 +430,32 @@ cdef void _batch_steps(const floating[:, ::1] X, const floating[::1] y, floating
 cdef void _sgd_steps(const floating[:, ::1] X, const floating[::1] y, floating[::1] params,
                      const floating[::1] hyper, bint fit_intercept, bint exact,
                      const int64_t[::1] order) noexcept nogil:
-    """One epoch of plain per-sample SGD (no momentum, no weight decay).
+    """One epoch of plain per-sample SGD (no momentum, no weight decay)."""
+    _sgd_range(X, y, params, hyper[0], fit_intercept, exact, order, 0, X.shape[0])
+
+
+cdef void _sgd_range(const floating[:, ::1] X, const floating[::1] y, floating[::1] params,
+                     floating lr, bint fit_intercept, bint exact, const int64_t[::1] order,
+                     Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    """Plain per-sample SGD at positions start..stop-1.
 
     Per sample, as the reference: ``g_j = 0.0 + (x_j + x_j)·r`` (the batch sum
     of one term; ``/ 1`` is exact and omitted), ``w_j ← w_j − lr·g_j``.
     """
     cdef Py_ssize_t n = X.shape[0]
     cdef Py_ssize_t d = X.shape[1]
-    cdef floating lr = hyper[0]
     cdef floating zero = lr - lr  # +0.0 in the training dtype
     cdef floating w, x, r
     cdef Py_ssize_t i, j, k
     if d == 1 and not fit_intercept:
         w = params[0]
-        for k in range(n):
+        for k in range(start, stop):
             i = _row(order, k)
             x = X[i, 0]
             w = w - lr * ((x + x) * (x * w - y[i]) + zero)
         params[0] = w
         return
-    for k in range(n):
+    for k in range(start, stop):
         i = _row(order, k)
         if exact or n <= _BLOCK:
             r = _predict_row(X, i, params, d, fit_intercept) - y[i]
@@ -533,13 +539,32 @@ cdef void _affine_maps(const floating[:, ::1] X, const floating[::1] y, double l
                 _compose_block(X, y, c, order, blk * _BLOCK, min(n, (blk + 1) * _BLOCK), &maps[blk, 0])
 
 
+cdef void _apply_maps(const floating[:, ::1] X, const floating[::1] y, floating[::1] params,
+                      const floating[::1] hyper, const int64_t[::1] order, double[:, ::1] maps) noexcept nogil:
+    """One epoch of affine one-feature SGD, block after block; a block whose map
+    gives a non-finite ``w`` (an overflowed composition) is replayed sample by
+    sample in the training dtype (numba's ``_apply_maps``)."""
+    cdef Py_ssize_t n = X.shape[0]
+    cdef Py_ssize_t blk
+    cdef double w = <double>params[0]
+    cdef double moved
+    for blk in range(maps.shape[0]):
+        moved = maps[blk, 0] * w + maps[blk, 1]
+        if not isfinite(moved):
+            params[0] = <floating>w
+            _sgd_range(X, y, params, hyper[0], False, True, order, blk * _BLOCK, min(n, (blk + 1) * _BLOCK))
+            moved = <double>params[0]
+        w = moved
+    params[0] = <floating>w
+
+
 cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, floating[::1] params,
                             floating[::1] grad, floating[::1] velocity, int64_t[::1] steps,
                             floating[::1] previous, const floating[::1] hyper, bint nesterov,
                             bint fit_intercept, bint exact, bint full_batch, Py_ssize_t batch_size,
                             const int64_t[::1] order, double[::1] costs, double[::1] acc,
                             double[::1] totals, double[:, ::1] partials, bint plain_sgd, bint affine,
-                            double[:, ::1] maps) except -1 nogil:
+                            double[:, ::1] maps, const int64_t[::1] stop) except -1 nogil:
     """numba's ``run_epochs`` with its work arrays (``acc``, ``totals``, ``partials``, ``maps``) handed in.
 
     Unlike numba's, it also checks for signals between epochs, so Ctrl-C stops
@@ -548,14 +573,15 @@ cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, flo
     """
     cdef Py_ssize_t n = X.shape[0]
     cdef Py_ssize_t p = params.shape[0]
-    cdef Py_ssize_t e, j, blk
+    cdef Py_ssize_t e, j
     cdef Py_ssize_t work = 0
-    cdef double w
     if affine:
         # The maps depend on the data, lr and the order only: the same for
         # every epoch of this call.
         _affine_maps(X, y, <double>hyper[0], order, maps)
     for e in range(costs.shape[0]):
+        if stop[0] != 0:
+            return e
         if full_batch:
             _step(params, grad, velocity, steps, hyper, nesterov)
             _sums(X, y, params, fit_intercept, exact, True, partials, totals)
@@ -563,10 +589,7 @@ cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, flo
                 grad[j] = totals[1 + j] / n
         else:
             if affine:
-                w = <double>params[0]
-                for blk in range(maps.shape[0]):
-                    w = maps[blk, 0] * w + maps[blk, 1]
-                params[0] = <floating>w
+                _apply_maps(X, y, params, hyper, order, maps)
                 steps[0] += n
             elif plain_sgd:
                 _sgd_steps(X, y, params, hyper, fit_intercept, exact, order)
@@ -591,7 +614,7 @@ cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, flo
 def run_epochs(const floating[:, ::1] X, const floating[::1] y, floating[::1] params, floating[::1] grad,
                floating[::1] velocity, int64_t[::1] steps, floating[::1] previous, const floating[::1] hyper,
                bint nesterov, bint fit_intercept, bint exact, bint full_batch, Py_ssize_t batch_size,
-               const int64_t[::1] order, double[::1] costs):
+               const int64_t[::1] order, double[::1] costs, const int64_t[::1] stop):
     """Run ``len(costs)`` epochs in place; the number of epochs with a finite cost (see fastgd.kernels)."""
     cdef Py_ssize_t n = X.shape[0]
     cdef Py_ssize_t d = X.shape[1]
@@ -610,5 +633,5 @@ def run_epochs(const floating[:, ::1] X, const floating[::1] y, floating[::1] pa
     with nogil:
         finite = _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept,
                              exact, full_batch, batch_size, order, costs, acc, totals, partials, plain_sgd,
-                             affine, maps)
+                             affine, maps, stop)
     return finite

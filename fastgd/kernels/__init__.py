@@ -12,7 +12,7 @@ dtype; kernels only do arithmetic):
     ``out[i] = X[i]·w (+ b)``.
 
 ``run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov,
-fit_intercept, exact, full_batch, batch_size, order, costs) -> int``
+fit_intercept, exact, full_batch, batch_size, order, costs, stop) -> int``
     Runs ``len(costs)`` epochs in place. Each epoch takes the epoch's SGD
     steps (for ``full_batch``, one step with ``grad``, which holds the mean
     gradient at ``params`` on entry and on exit), stores the cost over all
@@ -23,4 +23,9 @@ fit_intercept, exact, full_batch, batch_size, order, costs) -> int``
     it stops at the first one that is not. ``hyper = [lr, momentum, 1 - dampening, weight_decay]``;
     ``steps[0]`` counts steps taken (the first sets the momentum buffer
     ``velocity``); ``order`` is the visiting order, empty for 0..n-1.
+    ``stop`` is a one-element int64 flag that another thread may set: a
+    kernel that runs without the GIL (``RELEASES_GIL = True``, then it also
+    provides ``thread_setup()``) checks it between blocks of samples and
+    returns early (the epoch in progress is not counted, ``previous`` keeps
+    the last completed one). See fastgd._engine._run_epochs.
 """

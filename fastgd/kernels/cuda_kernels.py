@@ -507,7 +507,9 @@ def predict(X, params, fit_intercept, out):
 
 
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-               full_batch, batch_size, order, costs):
+               full_batch, batch_size, order, costs, stop):
+    # Launches return to Python at once, so Ctrl-C arrives between them;
+    # ``stop`` (part of the interface) is not needed here.
     count = costs.shape[0]
     if count == 0:
         return 0

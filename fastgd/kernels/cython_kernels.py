@@ -38,10 +38,10 @@ def predict(X, params, fit_intercept, out):
 
 
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-               full_batch, batch_size, order, costs):
+               full_batch, batch_size, order, costs, stop):
     """Run ``len(costs)`` epochs in place; returns the epochs with a finite cost (see fastgd.kernels)."""
     return _kernels.run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov,
-                               fit_intercept, exact, full_batch, batch_size, order, costs)
+                               fit_intercept, exact, full_batch, batch_size, order, costs, stop)
 
 
 def unavailable_reason() -> Optional[str]:

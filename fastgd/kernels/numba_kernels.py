@@ -42,10 +42,13 @@ vectorised over features.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 
 import numpy as np
 
 from fastgd.kernels._numba_jit import jit, prange  # first: a missing numba is reported as such
+import numba
 from numba import types
 from numba.core import cgutils
 from numba.core.errors import TypingError
@@ -376,7 +379,7 @@ def _blocked_sums(X, y, params, fit_intercept, want_gradient, partials):
 
 
 @jit
-def sums(X, y, params, fit_intercept, exact, want_gradient):
+def _sums(X, y, params, fit_intercept, exact, want_gradient):
     n = X.shape[0]
     width = 1 + params.shape[0]
     if exact or n <= BLOCK:
@@ -401,7 +404,7 @@ def _predict_parallel(X, params, fit_intercept, out):
 
 
 @jit
-def predict(X, params, fit_intercept, out):
+def _predict(X, params, fit_intercept, out):
     if X.shape[0] * X.shape[1] >= PARALLEL_MIN:
         _predict_parallel(X, params, fit_intercept, out)
         return
@@ -437,39 +440,46 @@ def _step(params, grad, velocity, steps, hyper, nesterov):
 
 @jit
 def _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
-                 acc):
-    """One epoch of mini-batch steps over consecutive slices of ``order``."""
+                 acc, stop):
+    """One epoch of mini-batch steps over consecutive slices of ``order``; False
+    when ``stop[0]`` was set before the epoch ended (checked every ``BLOCK`` samples)."""
     n, d = X.shape
     lanes = not exact and n > BLOCK and d >= LANES_MIN_FEATURES
+    unchecked = 0
     for start in range(0, n, batch_size):
-        stop = min(n, start + batch_size)
+        end = min(n, start + batch_size)
         acc[:] = 0.0
-        _accumulate(X, y, params, fit_intercept, True, order, start, stop, lanes, acc)
-        count = stop - start
+        _accumulate(X, y, params, fit_intercept, True, order, start, end, lanes, acc)
+        count = end - start
         for j in range(params.shape[0]):
             grad[j] = acc[1 + j] / count
         _step(params, grad, velocity, steps, hyper, nesterov)
+        unchecked += count
+        if unchecked >= BLOCK:
+            unchecked = 0
+            if stop[0] != 0:
+                return False
+    return True
 
 
 @jit
-def _sgd_steps(X, y, params, hyper, fit_intercept, exact, order):
-    """One epoch of plain per-sample SGD (no momentum, no weight decay).
+def _sgd_range(X, y, params, lr, fit_intercept, exact, order, start, stop):
+    """Plain per-sample SGD (no momentum, no weight decay) at positions start..stop-1.
 
     Per sample, as the reference: ``g_j = 0.0 + (x_j + x_j)·r`` (the batch sum
     of one term; ``/ 1`` is exact and omitted), ``w_j ← w_j − lr·g_j``.
     """
     n, d = X.shape
-    lr = hyper[0]
     zero = lr - lr  # +0.0 in the training dtype
     if d == 1 and not fit_intercept:
         w = params[0]
-        for k in range(n):
+        for k in range(start, stop):
             i = _row(order, k)
             x = X[i, 0]
             w = w - lr * ((x + x) * (x * w - y[i]) + zero)
         params[0] = w
         return
-    for k in range(n):
+    for k in range(start, stop):
         i = _row(order, k)
         if exact or n <= BLOCK:
             r = _predict_row(X, i, params, d, fit_intercept) - y[i]
@@ -479,6 +489,18 @@ def _sgd_steps(X, y, params, hyper, fit_intercept, exact, order):
             params[j] = params[j] - lr * ((X[i, j] + X[i, j]) * r + zero)
         if fit_intercept:
             params[d] = params[d] - lr * ((r + r) + zero)
+
+
+@jit
+def _sgd_steps(X, y, params, hyper, fit_intercept, exact, order, stop):
+    """One epoch of plain per-sample SGD, ``BLOCK`` positions at a time; False
+    when ``stop[0]`` was set before the epoch ended."""
+    n = X.shape[0]
+    for start in range(0, n, BLOCK):
+        if stop[0] != 0:
+            return False
+        _sgd_range(X, y, params, hyper[0], fit_intercept, exact, order, start, min(n, start + BLOCK))
+    return True
 
 
 @jit
@@ -567,8 +589,28 @@ def _affine_maps(X, y, lr, order, maps):
 
 
 @jit
-def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-               full_batch, batch_size, order, costs):
+def _apply_maps(X, y, params, hyper, order, maps):
+    """One epoch of affine one-feature SGD: ``w ← A_k·w + B_k`` block after block.
+
+    A block whose map gives a non-finite ``w`` (a composition that overflowed,
+    e.g. ``a_i`` of 1e300 and then ``inf·0``) is replayed sample by sample
+    instead, in the training dtype, as the exact path steps.
+    """
+    n = X.shape[0]
+    w = np.float64(params[0])
+    for blk in range(maps.shape[0]):
+        moved = maps[blk, 0] * w + maps[blk, 1]
+        if not np.isfinite(moved):
+            params[0] = w
+            _sgd_range(X, y, params, hyper[0], False, True, order, blk * BLOCK, min(n, (blk + 1) * BLOCK))
+            moved = np.float64(params[0])
+        w = moved
+    params[0] = w
+
+
+@jit(nogil=True)
+def _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
+                full_batch, batch_size, order, costs, stop):
     n, d = X.shape
     p = params.shape[0]
     acc = np.zeros(1 + p)
@@ -581,30 +623,79 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
         maps = np.empty(((n + BLOCK - 1) // BLOCK, 2))
         _affine_maps(X, y, np.float64(hyper[0]), order, maps)
     for e in range(costs.shape[0]):
+        if stop[0] != 0:
+            return e
         if full_batch:
             _step(params, grad, velocity, steps, hyper, nesterov)
-            totals = sums(X, y, params, fit_intercept, exact, True)
+            totals = _sums(X, y, params, fit_intercept, exact, True)
             for j in range(p):
                 grad[j] = totals[1 + j] / n
         else:
             if affine:
-                w = np.float64(params[0])
-                for blk in range(maps.shape[0]):
-                    w = maps[blk, 0] * w + maps[blk, 1]
-                params[0] = w
+                _apply_maps(X, y, params, hyper, order, maps)
                 steps[0] += n
             elif plain_sgd:
-                _sgd_steps(X, y, params, hyper, fit_intercept, exact, order)
+                if not _sgd_steps(X, y, params, hyper, fit_intercept, exact, order, stop):
+                    return e
                 steps[0] += n
-            else:
-                _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
-                             batch_size, order, acc)
-            totals = sums(X, y, params, fit_intercept, exact, False)
+            elif not _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
+                                  batch_size, order, acc, stop):
+                return e
+            totals = _sums(X, y, params, fit_intercept, exact, False)
         costs[e] = totals[0] / n
         if not np.isfinite(costs[e]):
             return e
         previous[:] = params
     return costs.shape[0]
+
+
+# numba's "workqueue" threading layer (used when neither OpenMP nor TBB can
+# be loaded) aborts the process when two threads launch parallel regions at
+# once; under it every kernel call takes this lock. The omp and tbb layers
+# are thread-safe: no lock. Until a parallel region has run, numba cannot
+# say which layer it will pick, so the first calls take the lock too.
+_PARALLEL_LOCK = threading.Lock()
+_NO_LOCK = contextlib.nullcontext()
+_layer = None
+
+
+def _parallel_guard():
+    global _layer
+    if _layer is None:
+        try:
+            _layer = numba.threading_layer()
+        except ValueError:  # no parallel region has run yet
+            return _PARALLEL_LOCK
+    return _PARALLEL_LOCK if _layer == "workqueue" else _NO_LOCK
+
+
+def sums(X, y, params, fit_intercept, exact, want_gradient):
+    with _parallel_guard():
+        return _sums(X, y, params, fit_intercept, exact, want_gradient)
+
+
+def predict(X, params, fit_intercept, out):
+    with _parallel_guard():
+        _predict(X, params, fit_intercept, out)
+
+
+def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
+               full_batch, batch_size, order, costs, stop):
+    with _parallel_guard():
+        return _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept,
+                           exact, full_batch, batch_size, order, costs, stop)
+
+
+# run_epochs releases the GIL and stops when stop[0] is set: the engine may
+# run long calls in a helper thread (see fastgd._engine._run_epochs).
+RELEASES_GIL = True
+
+
+def thread_setup():
+    """What a helper thread runs first: numba's thread count is per thread, so
+    the helper takes the caller's (``numba.set_num_threads`` in the caller)."""
+    threads = numba.get_num_threads()
+    return lambda: numba.set_num_threads(threads)
 
 
 def unavailable_reason():

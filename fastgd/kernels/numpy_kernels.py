@@ -92,9 +92,13 @@ def _step(params, grad, velocity, steps, hyper, nesterov):
 
 @_quiet
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-               full_batch, batch_size, order, costs):
+               full_batch, batch_size, order, costs, stop):
+    # numpy returns to Python between operations, so Ctrl-C arrives on its
+    # own; ``stop`` is part of the interface (and honoured between epochs).
     n = X.shape[0]
     for e in range(costs.shape[0]):
+        if stop[0] != 0:
+            return e
         if full_batch:
             _step(params, grad, velocity, steps, hyper, nesterov)
             totals = sums(X, y, params, fit_intercept, exact, True)
