@@ -122,6 +122,7 @@ def _run_epochs(kernels: Any, work: float, *args: Any) -> Any:
             or threading.current_thread() is not threading.main_thread()):
         return kernels.run_epochs(*args)
     outcome: dict = {}
+    finished = threading.Event()
     prepare_thread = kernels.thread_setup()
 
     def target() -> None:
@@ -130,15 +131,18 @@ def _run_epochs(kernels: Any, work: float, *args: Any) -> Any:
             outcome["value"] = kernels.run_epochs(*args)
         except BaseException as exc:  # handed to the main thread below
             outcome["error"] = exc
+        finally:
+            finished.set()
 
-    worker = threading.Thread(target=target, name="fastgd-kernel", daemon=True)
-    worker.start()
+    # An Event rather than Thread.join: a join interrupted by a signal can
+    # report a thread as finished while it still runs (CPython bpo-45274).
+    threading.Thread(target=target, name="fastgd-kernel", daemon=True).start()
     try:
-        while worker.is_alive():
-            worker.join(0.05)
+        while not finished.wait(0.05):
+            pass
     except KeyboardInterrupt:
         args[-1][0] = 1  # the stop flag
-        worker.join()
+        finished.wait()
         raise
     if "error" in outcome:
         raise outcome["error"]

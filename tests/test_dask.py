@@ -4,8 +4,11 @@ processes, 1 thread each, on 127.0.0.1) against the in-memory fit."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -150,3 +153,41 @@ def test_import_fastgd_does_not_import_dask():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _interrupt_after(seconds):
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    return timer
+
+
+def test_ctrl_c_on_dask(client):
+    X, y, _ = fastgd.datasets.make_linear(20_000, 2, seed=1)
+    dX = da.from_array(X, chunks=(5_000, 2))
+    dy = da.from_array(y, chunks=5_000)
+    timer = _interrupt_after(1.0)
+    started = time.perf_counter()
+    try:
+        with pytest.raises(fastgd.FitInterrupted) as info:
+            fastgd.gd(dX, dy, lr=0.1, epochs=10**6)
+        latency = time.perf_counter() - started - 1.0
+    finally:
+        timer.cancel()
+    assert latency < 1.0
+    assert info.value.fit.epochs_run == len(info.value.fit.losses)
+
+
+def test_dask_callback_interrupt_is_fit_interrupted(client):
+    X, y, _ = fastgd.datasets.make_linear(4_000, 2, seed=1)
+    dX = da.from_array(X, chunks=(1_000, 2))
+    dy = da.from_array(y, chunks=1_000)
+
+    def stop_at_three(epoch, so_far):
+        if epoch == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(fastgd.FitInterrupted) as info:
+        fastgd.gd(dX, dy, lr=0.1, epochs=10, callback=stop_at_three)
+    assert info.value.fit.epochs_run == 4
+    expected = fastgd.gd(X, y, lr=0.1, epochs=4)
+    np.testing.assert_allclose(info.value.fit.w, expected.w, rtol=1e-12)
