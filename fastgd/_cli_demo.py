@@ -7,9 +7,12 @@ from typing import List
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from fastgd._registry import NAMES
+
     parser.add_argument("--epochs", type=int, default=100, help="epochs (tutorial: 100)")
     parser.add_argument("--lr", type=float, default=0.1, help="learning rate (tutorial: 0.1)")
-    parser.add_argument("--backend", default=None, help="backend to run on (default: the fastest available)")
+    parser.add_argument("--backend", type=str.lower, choices=NAMES, default=None,
+                        help="backend to run on (default: the fastest available)")
 
 
 def lines(epochs: int = 100, lr: float = 0.1) -> List[str]:

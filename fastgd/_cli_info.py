@@ -5,6 +5,23 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+from typing import List, Optional, Tuple
+
+# (distribution, what it is to fastgd, the extra that installs it or None).
+# "Cython" is only the build tool of fastgd_ext: the compiled extension runs
+# without it, so its line must not read as the cython backend's state.
+PACKAGES: Tuple[Tuple[str, str, Optional[str]], ...] = (
+    ("numpy", "", None),
+    ("numba", "", None),
+    ("llvmlite", "", None),
+    ("tqdm", "progress bars", None),
+    ("Cython", "build tool", None),
+    ("matplotlib", "--plot", "plot"),
+    ("scikit-learn", "GDRegressor", "sklearn"),
+    ("dask", "dask arrays", "dask"),
+    ("distributed", "dask clusters", "dask"),
+    ("torch", "tests and bench only", None),
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +37,30 @@ def _version(module_name: str) -> str:
         return "not installed"
 
 
+def _extension_state() -> str:
+    """Whether the compiled extension fastgd_ext._kernels imports, and from where."""
+    import importlib
+
+    try:
+        module = importlib.import_module("fastgd_ext._kernels")
+    except ImportError as exc:
+        return f"not available ({exc})"
+    return f"available ({module.__file__})"
+
+
+def package_lines() -> List[str]:
+    """One line per package fastgd uses: its version, what it is for, the extra that brings it."""
+    lines = []
+    for name, role, extra in PACKAGES:
+        version = _version(name)
+        label = f"{name} ({role})" if role else name
+        if version == "not installed" and extra is not None:
+            version += f": pip install 'fastgd[{extra}]'"
+        lines.append(f"{label}: {version}")
+    lines.append(f"fastgd_ext (compiled extension): {_extension_state()}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     import fastgd
 
@@ -29,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     for info in fastgd.backends():
         state = "available" if info.available else f"unavailable: {info.reason}"
         print(f"  {info.name:<7} {state}")
-    for package in ("numpy", "numba", "llvmlite", "Cython", "dask", "scikit-learn", "torch"):
-        print(f"{package}: {_version(package)}")
+    for line in package_lines():
+        print(line)
     try:
         import numba
         from numba.core.config import CACHE_DIR

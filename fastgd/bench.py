@@ -40,6 +40,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -118,9 +119,22 @@ def run(args: argparse.Namespace) -> int:
     backends = select_backends(args.backend)
     if not backends:
         raise SystemExit(f"fastgd bench: backend {args.backend!r} is not available here")
+    if args.plot:
+        from fastgd.cli import missing_extra
+
+        # Checked before measuring, not when the figures are ready to draw.
+        missing = missing_extra("matplotlib", "plot", "--plot")
+        if missing is not None:
+            print(f"fastgd bench: error: {missing}", file=sys.stderr)
+            return 2
+    peers = []
+    if not args.no_peers:
+        peers = available_peers()
+        for note in missing_peer_notes(peers):
+            print(f"fastgd bench: {note}", file=sys.stderr)
     report = run_matrix(
         sizes=sizes, features=features, dtypes=dtypes, backends=backends,
-        peers=[] if args.no_peers else available_peers(), repeats=repeats, quick=quick, progress=True,
+        peers=peers, repeats=repeats, quick=quick, progress=True,
     )
     print(format_table(report))
     if args.json:
@@ -148,11 +162,32 @@ def select_backends(name: Optional[str] = None) -> List[str]:
     return [info.name for info in rows.values() if info.available and info.name != "cuda"]
 
 
+# The module each peer needs, and how to install it (torch is in no extra of
+# fastgd's but the test one: it is a peer to compare against, nothing more).
+PEER_MODULES = {"numpy-vec": "numpy", "torch": "torch", "sklearn": "sklearn"}
+PEER_INSTALL = {"numpy-vec": "pip install numpy", "torch": "pip install torch",
+                "sklearn": "pip install 'fastgd[sklearn]'"}
+
+
 def available_peers() -> List[str]:
+    """The peers whose module is installed (found, not imported: torch takes seconds)."""
     import importlib.util
 
-    modules = {"numpy-vec": "numpy", "torch": "torch", "sklearn": "sklearn"}
-    return [peer for peer in PEERS if importlib.util.find_spec(modules[peer]) is not None]
+    found = []
+    for peer in PEERS:
+        try:
+            spec = importlib.util.find_spec(PEER_MODULES[peer])
+        except (ImportError, ValueError):  # a broken or half-imported package
+            spec = None
+        if spec is not None:
+            found.append(peer)
+    return found
+
+
+def missing_peer_notes(peers: Sequence[str]) -> List[str]:
+    """One line per peer not in ``peers``: that it is skipped, and how to install it."""
+    return [f"skipping the {peer} peer ({PEER_LABELS[peer]}): {PEER_MODULES[peer]} is not installed; "
+            f"{PEER_INSTALL[peer]}" for peer in PEERS if peer not in peers]
 
 
 def _kernel_module(name: str) -> Any:
@@ -200,6 +235,7 @@ def _backend_call(module: Any, kernel: str, X: np.ndarray, y: np.ndarray) -> Cal
     steps = np.zeros(1, dtype=np.int64)
     costs = np.empty(1, dtype=np.float64)
     order = np.empty(0, dtype=np.int64)
+    stop = np.zeros(1, dtype=np.int64)
     full_batch = kernel == "gd"
     batch = {"gd": n, "sgd": 1, "sgd-exact": 1, "minibatch": MINIBATCH}[kernel]
     exact = kernel == "sgd-exact"
@@ -208,7 +244,7 @@ def _backend_call(module: Any, kernel: str, X: np.ndarray, y: np.ndarray) -> Cal
 
     def call():
         finite = module.run_epochs(X, y, params, grad, velocity, steps, previous, hyper, False,
-                                   fit_intercept, exact, full_batch, batch, order, costs)
+                                   fit_intercept, exact, full_batch, batch, order, costs, stop)
         if finite != 1:
             raise RuntimeError(f"bench: {module.NAME} {kernel} diverged")
 
@@ -646,9 +682,8 @@ def machine_info() -> Dict[str, Any]:
     except ImportError:
         pass
     threads["blas"] = blas
-    if "torch" in _imported():
-        import torch
-
+    torch = sys.modules.get("torch")  # only when a peer imported it (None: blocked, not installed)
+    if torch is not None:
         threads["torch"] = torch.get_num_threads()
     return {
         "cpu": _cpu_model(),
@@ -661,12 +696,6 @@ def machine_info() -> Dict[str, Any]:
                                                 "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "FASTGD_BACKEND")},
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
     }
-
-
-def _imported() -> set:
-    import sys
-
-    return set(sys.modules)
 
 
 # --- output ------------------------------------------------------------------

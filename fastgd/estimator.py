@@ -13,12 +13,20 @@ import sys
 from typing import Any, Callable, Optional
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils import check_random_state
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+try:
+    from sklearn.base import BaseEstimator, RegressorMixin
+    from sklearn.utils import check_random_state
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+except ImportError as exc:
+    # scikit-learn is the extra "sklearn": name the install that brings it (and,
+    # when an older scikit-learn is there, what it lacks).
+    _detail = "" if isinstance(exc, ModuleNotFoundError) else f" >= 1.6 ({exc})"
+    raise ImportError(f"GDRegressor needs scikit-learn{_detail}: pip install 'fastgd[sklearn]'") from None
 
 import fastgd
 from fastgd import _engine
+from fastgd._autolr import auto_lr as _auto_lr
 from fastgd._result import Fit
 from fastgd._state import OptimizerState
 from fastgd.errors import DivergenceError, FitInterrupted
@@ -391,15 +399,6 @@ def _as_numpy(value: Any) -> Any:
     return value
 
 
-def _auto_lr(X: np.ndarray, intercept_column: bool, full_batch: bool, weight_decay: Any) -> Any:
-    """The "auto" learning rate (see GDRegressor's ``lr``); X is the training matrix."""
-    if isinstance(weight_decay, (bool, np.bool_)) or not isinstance(weight_decay, numbers.Real):
-        return "auto"  # let fastgd.fit reject the weight_decay with its own message
-    norms = np.einsum("ij,ij->i", X, X, dtype=np.float64) + float(intercept_column)
-    curvature = 2.0 * float(norms.mean() if full_batch else norms.max()) + float(weight_decay)
-    return 1.0 / curvature if curvature > 0 else 1.0  # all-zero data: every step is zero
-
-
 class _Weighted:
     """Rows scaled by ``sqrt(w_i · n / Σw)`` (see GDRegressor's Notes)."""
 
@@ -419,6 +418,9 @@ class _Weighted:
             raise ValueError("sample_weight: every weight is zero; nothing to train on")
         if not keep.all():
             X, y, sw = X[keep], y[keep], sw[keep]
+        # Only the weights' ratios matter: divided by the largest first, their
+        # sum cannot overflow (weights near 1e307 gave sw.sum() = inf, s = 0).
+        sw = sw / sw.max()
         s = np.sqrt(sw * (sw.shape[0] / sw.sum()))
         columns = [X * s[:, None].astype(X.dtype)]
         if fit_intercept:

@@ -69,7 +69,9 @@ def test_generate_to_folder_then_sgd(tmp_path):
     "args, message",
     [
         (("--data", "/nonexistent/folder"), "missing"),
-        (("--n", "10", "--lr", "-1"), "lr"),
+        (("--n", "10", "--lr", "-1"), "--lr"),
+        (("--n", "10", "--batch-size", "4"), "--batch-size"),
+        (("--n", "10", "--backend", "foo"), "--backend"),
         (("--n", "10", "--epochs", "-2"), "epochs"),
     ],
 )
@@ -85,7 +87,12 @@ def test_bad_number_is_a_usage_error():
 
 def test_divergence_exit_code():
     out = train("--n", "1000", "--lr", "1e6", "--epochs", "300", "--no-progress", check=False)
-    assert out.returncode == 1 and "diverged" in out.stderr
+    assert out.returncode == 3 and "diverged" in out.stderr and "lower --lr (try --lr 100000)" in out.stderr
+
+
+def test_runaway_exit_code():
+    out = train("--n", "1000", "--lr", "100", "--epochs", "20", "--no-progress", check=False)
+    assert out.returncode == 3 and "the loss grew from" in out.stderr and "final cost" in out.stdout
 
 
 def test_import_fastgd_does_not_import_tqdm_or_matplotlib():

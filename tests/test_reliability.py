@@ -344,3 +344,27 @@ def test_batch_size_is_refused_by_gd_and_sgd(module, name):
         getattr(module, name)(x, y, batch_size=8)
     with pytest.raises(TypeError, match=rf"{name}\(\).*n_epochs"):
         getattr(module, name)(x, y, n_epochs=5)
+
+
+# -- GDRegressor ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e300, 1e307])
+def test_sample_weight_is_scale_free(scale):
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 2))
+    y = X @ np.array([1.0, 2.0]) + 0.3
+    weights = rng.uniform(0.5, 2.0, 50)
+    expected = fastgd.GDRegressor(epochs=30).fit(X, y, sample_weight=weights)
+    got = fastgd.GDRegressor(epochs=30).fit(X, y, sample_weight=weights * scale)
+    np.testing.assert_allclose(got.coef_, expected.coef_, rtol=1e-12)
+    assert got.intercept_ == pytest.approx(expected.intercept_, rel=1e-12)
+    assert np.abs(got.coef_).max() > 0.5
+
+
+def test_auto_lr_on_overflowing_data_names_the_scale():
+    pytest.importorskip("sklearn")
+    X = np.full((10, 2), 1e160)
+    with pytest.raises(ValueError, match=r"lr='auto'.*rescale X"):
+        fastgd.GDRegressor().fit(X, np.ones(10))
