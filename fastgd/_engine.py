@@ -9,7 +9,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from fastgd import _checks, _registry
-from fastgd._orders import epoch_orders, shuffle_block
+from fastgd._orders import block_shuffled_segments, epoch_orders, segment_rows, shuffle_block
 from fastgd._result import Fit
 from fastgd._state import OptimizerState
 from fastgd.errors import DivergenceError, FitInterrupted, warn_if_runaway
@@ -107,12 +107,13 @@ class LossHistory:
         return float(self._values[epochs_run])
 
 
-def _run_epochs(kernels: Any, work: float, *args: Any) -> Any:
-    """``kernels.run_epochs(*args)``, interruptible by Ctrl-C within a fraction of a second.
+def _interruptible(kernels: Any, work: float, function: Any, *args: Any) -> Any:
+    """``function(*args)`` (``kernels.run_epochs`` or ``run_steps``), interruptible
+    by Ctrl-C within a fraction of a second.
 
     A compiled call that holds the main thread cannot see a signal until it
     returns. Long calls on kernels that release the GIL and accept a stop
-    flag (``run_epochs``' last argument) therefore run in a helper thread; the main
+    flag (their last argument) therefore run in a helper thread; the main
     thread waits in short, interruptible joins, and on Ctrl-C sets the flag
     (the kernel checks it between blocks of samples), waits for the kernel to
     stop, and re-raises. Only the main thread receives signals: other
@@ -120,7 +121,7 @@ def _run_epochs(kernels: Any, work: float, *args: Any) -> Any:
     """
     if (work < BACKGROUND_MIN_WORK or not getattr(kernels, "RELEASES_GIL", False)
             or threading.current_thread() is not threading.main_thread()):
-        return kernels.run_epochs(*args)
+        return function(*args)
     outcome: dict = {}
     finished = threading.Event()
     prepare_thread = kernels.thread_setup()
@@ -128,7 +129,7 @@ def _run_epochs(kernels: Any, work: float, *args: Any) -> Any:
     def target() -> None:
         try:
             prepare_thread()
-            outcome["value"] = kernels.run_epochs(*args)
+            outcome["value"] = function(*args)
         except BaseException as exc:  # handed to the main thread below
             outcome["error"] = exc
         finally:
@@ -147,6 +148,27 @@ def _run_epochs(kernels: Any, work: float, *args: Any) -> Any:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def _segmented_epoch(
+    kernels: Any, problem: _checks.Problem, opts: _checks.Options, batch_size: int, params: np.ndarray,
+    grad: np.ndarray, velocity: np.ndarray, steps: np.ndarray, previous: np.ndarray, hyper: np.ndarray,
+    segments: Any, costs: np.ndarray, stop: np.ndarray,
+) -> int:
+    """One epoch fed to ``kernels.run_steps`` segment by segment, then its cost:
+    ``run_epochs``' contract for one epoch (``costs[0]``, ``previous``, the
+    number of finite epochs)."""
+    X, y = problem.X, problem.y
+    for segment in segments:
+        if not _interruptible(kernels, float(segment.shape[0]) * X.shape[1], kernels.run_steps, X, y, params,
+                              grad, velocity, steps, hyper, opts.nesterov, problem.fit_intercept, opts.exact,
+                              batch_size, segment, stop):
+            return 0
+    costs[0] = kernels.sums(X, y, params, problem.fit_intercept, opts.exact, False)[0] / X.shape[0]
+    if not np.isfinite(costs[0]):
+        return 0
+    previous[:] = params
+    return 1
 
 
 def run(
@@ -177,8 +199,14 @@ def run(
         )
     if full_batch:
         grad[:] = totals[1:] / n
-    # Memory-mapped data is shuffled block by block, so disk reads stay sequential.
-    orders = epoch_orders(n, opts.shuffle and not full_batch, opts.seed, shuffle_block(X))
+    # Memory-mapped data is shuffled block by block, so disk reads stay
+    # sequential; its epochs go to the kernels in segments of the order, so
+    # that memory stays bounded however many samples there are.
+    block = shuffle_block(X)
+    orders = epoch_orders(n, opts.shuffle and not full_batch, opts.seed, block)
+    segments = None
+    if opts.shuffle and not full_batch and block is not None and n > block and hasattr(kernels, "run_steps"):
+        segments = block_shuffled_segments(n, opts.seed, block, segment_rows(batch_size, getattr(kernels, "BLOCK", 1)))
     # One kernel call runs many epochs, unless Python is needed between epochs
     # (a callback, or a fresh permutation).
     per_epoch = opts.callback is not None or (opts.shuffle and not full_batch)
@@ -187,10 +215,15 @@ def run(
         while history.epochs < opts.epochs:
             count = 1 if per_epoch else min(opts.epochs - history.epochs, EPOCHS_PER_CALL)
             pending = history.reserve(count)
-            finite = _run_epochs(
-                kernels, float(count) * X.size, X, y, params, grad, velocity, steps, previous, hyper, opts.nesterov,
-                problem.fit_intercept, opts.exact, full_batch, batch_size, next(orders), pending, stop,
-            )
+            if segments is not None:
+                finite = _segmented_epoch(kernels, problem, opts, batch_size, params, grad, velocity, steps,
+                                          previous, hyper, next(segments), pending, stop)
+            else:
+                finite = _interruptible(
+                    kernels, float(count) * X.size, kernels.run_epochs, X, y, params, grad, velocity, steps,
+                    previous, hyper, opts.nesterov, problem.fit_intercept, opts.exact, full_batch, batch_size,
+                    next(orders), pending, stop,
+                )
             if finite < count:
                 broken = history.epochs + finite
                 raise DivergenceError(

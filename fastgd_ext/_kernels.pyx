@@ -147,6 +147,13 @@ cdef inline floating _dot_lanes(const floating[:, ::1] X, Py_ssize_t i, const fl
     return pred
 
 
+cdef inline Py_ssize_t _positions(const floating[:, ::1] X, const int64_t[::1] order) noexcept nogil:
+    """How many samples a pass over ``order`` visits: all rows for the natural order."""
+    if order.shape[0] == 0:
+        return X.shape[0]
+    return order.shape[0]
+
+
 cdef inline Py_ssize_t _row(const int64_t[::1] order, Py_ssize_t k) noexcept nogil:
     """The row visited at position ``k``: ``order[k]``, or ``k`` for the natural order."""
     if order.shape[0] == 0:
@@ -410,9 +417,9 @@ cdef void _batch_steps(const floating[:, ::1] X, const floating[::1] y, floating
                        floating[::1] grad, floating[::1] velocity, int64_t[::1] steps,
                        const floating[::1] hyper, bint nesterov, bint fit_intercept, bint exact,
                        Py_ssize_t batch_size, const int64_t[::1] order, double[::1] acc) noexcept nogil:
-    """One epoch of mini-batch steps over consecutive slices of ``order``."""
-    cdef Py_ssize_t n = X.shape[0]
-    cdef bint lanes = not exact and n > _BLOCK and X.shape[1] >= _LANES_MIN_FEATURES
+    """Mini-batch steps over consecutive slices of ``order``."""
+    cdef Py_ssize_t n = _positions(X, order)
+    cdef bint lanes = not exact and X.shape[0] > _BLOCK and X.shape[1] >= _LANES_MIN_FEATURES
     cdef Py_ssize_t start, stop, j, count
     start = 0
     while start < n:  # numba's ``for start in range(0, n, batch_size)``
@@ -430,8 +437,8 @@ cdef void _batch_steps(const floating[:, ::1] X, const floating[::1] y, floating
 cdef void _sgd_steps(const floating[:, ::1] X, const floating[::1] y, floating[::1] params,
                      const floating[::1] hyper, bint fit_intercept, bint exact,
                      const int64_t[::1] order) noexcept nogil:
-    """One epoch of plain per-sample SGD (no momentum, no weight decay)."""
-    _sgd_range(X, y, params, hyper[0], fit_intercept, exact, order, 0, X.shape[0])
+    """Plain per-sample SGD (no momentum, no weight decay) over ``order``."""
+    _sgd_range(X, y, params, hyper[0], fit_intercept, exact, order, 0, _positions(X, order))
 
 
 cdef void _sgd_range(const floating[:, ::1] X, const floating[::1] y, floating[::1] params,
@@ -526,7 +533,7 @@ cdef void _compose_blocks4(const floating[:, ::1] X, const floating[::1] y, doub
 cdef void _affine_maps(const floating[:, ::1] X, const floating[::1] y, double lr, const int64_t[::1] order,
                        double[:, ::1] maps) noexcept nogil:
     """``maps[k] = (A_k, B_k)``, the composed SGD steps of block ``k``, in parallel."""
-    cdef Py_ssize_t n = X.shape[0]
+    cdef Py_ssize_t n = _positions(X, order)
     cdef Py_ssize_t n_blocks = maps.shape[0]
     cdef double c = 2.0 * lr
     cdef Py_ssize_t group, first, blk
@@ -544,7 +551,7 @@ cdef void _apply_maps(const floating[:, ::1] X, const floating[::1] y, floating[
     """One epoch of affine one-feature SGD, block after block; a block whose map
     gives a non-finite ``w`` (an overflowed composition) is replayed sample by
     sample in the training dtype (numba's ``_apply_maps``)."""
-    cdef Py_ssize_t n = X.shape[0]
+    cdef Py_ssize_t n = _positions(X, order)
     cdef Py_ssize_t blk
     cdef double w = <double>params[0]
     cdef double moved
@@ -556,6 +563,23 @@ cdef void _apply_maps(const floating[:, ::1] X, const floating[::1] y, floating[
             moved = <double>params[0]
         w = moved
     params[0] = <floating>w
+
+
+cdef void _steps(const floating[:, ::1] X, const floating[::1] y, floating[::1] params,
+                 floating[::1] grad, floating[::1] velocity, int64_t[::1] steps, const floating[::1] hyper,
+                 bint nesterov, bint fit_intercept, bint exact, Py_ssize_t batch_size,
+                 const int64_t[::1] order, double[::1] acc, bint plain_sgd, bint affine,
+                 double[:, ::1] maps) noexcept nogil:
+    """The SGD steps of one pass over ``order`` (numba's ``_steps``)."""
+    if affine:
+        _apply_maps(X, y, params, hyper, order, maps)
+        steps[0] += _positions(X, order)
+    elif plain_sgd:
+        _sgd_steps(X, y, params, hyper, fit_intercept, exact, order)
+        steps[0] += _positions(X, order)
+    else:
+        _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
+                     batch_size, order, acc)
 
 
 cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, floating[::1] params,
@@ -588,15 +612,8 @@ cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, flo
             for j in range(p):
                 grad[j] = totals[1 + j] / n
         else:
-            if affine:
-                _apply_maps(X, y, params, hyper, order, maps)
-                steps[0] += n
-            elif plain_sgd:
-                _sgd_steps(X, y, params, hyper, fit_intercept, exact, order)
-                steps[0] += n
-            else:
-                _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
-                             batch_size, order, acc)
+            _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size,
+                   order, acc, plain_sgd, affine, maps)
             _sums(X, y, params, fit_intercept, exact, False, partials, totals)
         costs[e] = totals[0] / n
         if not isfinite(costs[e]):
@@ -635,3 +652,25 @@ def run_epochs(const floating[:, ::1] X, const floating[::1] y, floating[::1] pa
                              exact, full_batch, batch_size, order, costs, acc, totals, partials, plain_sgd,
                              affine, maps, stop)
     return finite
+
+
+def run_steps(const floating[:, ::1] X, const floating[::1] y, floating[::1] params, floating[::1] grad,
+              floating[::1] velocity, int64_t[::1] steps, const floating[::1] hyper, bint nesterov,
+              bint fit_intercept, bint exact, Py_ssize_t batch_size, const int64_t[::1] order,
+              const int64_t[::1] stop):
+    """The SGD steps of one pass over the positions ``order`` (see fastgd.kernels); True."""
+    cdef Py_ssize_t d = X.shape[1]
+    cdef Py_ssize_t p = params.shape[0]
+    cdef double[::1] acc = np.zeros(1 + p)
+    cdef bint plain_sgd = batch_size == 1 and hyper[1] == 0 and hyper[3] == 0
+    cdef bint affine = plain_sgd and not exact and d == 1 and not fit_intercept and X.shape[0] > _BLOCK
+    cdef Py_ssize_t positions = X.shape[0] if order.shape[0] == 0 else order.shape[0]
+    cdef double[:, ::1] maps = np.empty(((positions + _BLOCK - 1) // _BLOCK if affine else 0, 2))
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    with nogil:
+        if affine:
+            _affine_maps(X, y, <double>hyper[0], order, maps)
+        _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+               acc, plain_sgd, affine, maps)
+    return True

@@ -95,6 +95,39 @@ def test_shuffle_on_memmap_uses_block_order(files, monkeypatch):
     assert np.array_equal(on_file.losses, ref.losses)
 
 
+@pytest.mark.parametrize("case", ["sgd-affine", "sgd-features", "minibatch-momentum"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_segmented_epochs_equal_the_whole_order(tmp_path, monkeypatch, case, dtype, cpu_backend):
+    """Feeding a block-shuffled epoch to the kernels in segments changes no bit
+    (float64; float32 rounds w between segments on the one-feature affine path)."""
+    d = 1 if case == "sgd-affine" else 3
+    X, y, _ = datasets.make_linear(20_000, d, noise=0.1, seed=5, dtype=dtype, out=tmp_path)
+    if d == 1:
+        X = X[:, 0] if X.ndim == 2 else X
+    kw = {"sgd-affine": dict(batch_size=1, lr=0.01),
+          "sgd-features": dict(batch_size=1, lr=0.01, fit_intercept=True),
+          "minibatch-momentum": dict(batch_size=48, lr=0.01, momentum=0.9, fit_intercept=True)}[case]
+    kw.update(epochs=2, shuffle=True, seed=11)
+    monkeypatch.setattr(_orders, "SHUFFLE_BLOCK", 1_000)
+    kernels = fastgd._registry.kernels()
+    runs = {}
+    for rows in (4_096, 3 * 4_096, 1 << 22):
+        monkeypatch.setattr(_orders, "SEGMENT_ROWS", rows)
+        runs[rows] = fastgd.fit(X, y, **kw)
+    monkeypatch.delattr(kernels, "run_steps")
+    whole = fastgd.fit(X, y, **kw)
+    exact_path = dtype == "float64" or case != "sgd-affine"
+    for got in runs.values():
+        if exact_path:
+            assert np.array_equal(got.w, whole.w) and got.b == whole.b
+            assert np.array_equal(got.losses, whole.losses)
+        else:
+            np.testing.assert_allclose(got.w, whole.w, rtol=1e-5)
+    if dtype == "float64":
+        ref = reference.fit(X, y, exact=True, **{k: v for k, v in kw.items()})
+        assert np.array_equal(fastgd.fit(X, y, exact=True, **kw).w, ref.w)
+
+
 MEMORY_LIMITED = textwrap.dedent(
     """
     import resource, sys
@@ -107,6 +140,7 @@ MEMORY_LIMITED = textwrap.dedent(
     # Compile (or load) every kernel before the limit: LLVM needs memory of its own.
     fastgd.gd(Xs, ys, epochs=1)
     fastgd.minibatch_sgd(Xs, ys, batch_size=1000, epochs=1)
+    fastgd.sgd(Xs, ys, lr=0.01, epochs=1, shuffle=True, seed=0)
 
     def data_kib():
         for line in open("/proc/self/status"):
@@ -123,9 +157,15 @@ MEMORY_LIMITED = textwrap.dedent(
         print("copy-succeeded")
     except MemoryError:
         print("copy-failed")
+    try:
+        np.random.default_rng(0).permutation(X.shape[0])  # a whole epoch's order (8 bytes a sample)
+        print("order-succeeded")
+    except MemoryError:
+        print("order-failed")
     a = fastgd.gd(X, y, lr=0.4, epochs=3)
     b = fastgd.minibatch_sgd(X, y, batch_size=1000, lr=0.05, epochs=1)
-    print(X.nbytes + y.nbytes, headroom, a.w, a.loss, b.w, b.loss)
+    c = fastgd.sgd(X, y, lr=0.01, epochs=1, shuffle=True, seed=0)
+    print(X.nbytes + y.nbytes, headroom, a.w, a.loss, b.w, b.loss, c.w, c.loss)
     """
 )
 
@@ -140,8 +180,12 @@ def test_trains_from_files_larger_than_the_memory_limit(tmp_path):
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )
     assert out.returncode == 0, out.stderr
-    control, numbers = out.stdout.split("\n")[:2]
+    control, order_control, numbers = out.stdout.split("\n")[:3]
     assert control == "copy-failed", "the memory limit does not bind: the test proves nothing"
-    nbytes, headroom, gd_w, gd_loss, sgd_w, sgd_loss = map(float, numbers.split())
+    # A shuffled epoch's order held whole (8·n bytes) does not fit either: the
+    # shuffled SGD epoch below ran on a block order generated segment by segment.
+    assert order_control == "order-failed"
+    nbytes, headroom, gd_w, gd_loss, sgd_w, sgd_loss, shuffled_w, shuffled_loss = map(float, numbers.split())
     assert nbytes == 320_000_000 and nbytes > 4 * headroom
     assert abs(gd_w - 2.0) < 0.05 and abs(sgd_w - 2.0) < 0.01 and sgd_loss < 0.011
+    assert abs(shuffled_w - 2.0) < 0.01 and shuffled_loss < 0.011

@@ -28,4 +28,13 @@ fit_intercept, exact, full_batch, batch_size, order, costs, stop) -> int``
     provides ``thread_setup()``) checks it between blocks of samples and
     returns early (the epoch in progress is not counted, ``previous`` keeps
     the last completed one). See fastgd._engine._run_epochs.
+
+``run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept,
+exact, batch_size, order, stop) -> bool``
+    The SGD steps of one pass over the positions ``order`` (a part of an
+    epoch: rows of ``X``, batches of ``batch_size`` consecutive positions),
+    without the cost; False when ``stop`` ended it early. The engine feeds
+    block-shuffled epochs of memory-mapped data through it one segment at a
+    time, so that the order of an epoch is never held whole. Optional: a
+    backend without it gets the whole order in ``run_epochs``.
 """

@@ -24,6 +24,8 @@ except ImportError as exc:  # the .so is missing or cannot load here
 else:
     _IMPORT_ERROR = None
 
+BLOCK = 4096 if _kernels is None else _kernels.BLOCK
+
 _BUILD_HINT = "pip install -e . (or python setup.py build_ext --inplace) builds it"
 
 
@@ -44,11 +46,18 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
                                fit_intercept, exact, full_batch, batch_size, order, costs, stop)
 
 
+def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+              stop):
+    """The SGD steps of one pass over ``order``; True (see fastgd.kernels)."""
+    return _kernels.run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
+                              batch_size, order, stop)
+
+
 def unavailable_reason() -> Optional[str]:
     """None when the extension is built and runs here; else why not."""
     if _kernels is None:
         return f"the extension fastgd_ext._kernels is not built ({_IMPORT_ERROR}); {_BUILD_HINT}"
-    missing = [name for name in ("sums", "predict", "run_epochs") if not hasattr(_kernels, name)]
+    missing = [name for name in ("sums", "predict", "run_epochs", "run_steps") if not hasattr(_kernels, name)]
     if missing:
         return (f"the extension fastgd_ext._kernels is out of date (no {', '.join(missing)}); "
                 f"rebuild it: {_BUILD_HINT}")

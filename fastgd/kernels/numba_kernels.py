@@ -182,6 +182,14 @@ def _dot_lanes(X, i, params, d, fit_intercept):
 
 
 @jit
+def _positions(X, order):
+    """How many samples a pass over ``order`` visits: all rows for the natural order."""
+    if order.shape[0] == 0:
+        return X.shape[0]
+    return order.shape[0]
+
+
+@jit
 def _row(order, k):
     """The row visited at position ``k``: ``order[k]``, or ``k`` for the natural order."""
     if order.shape[0] == 0:
@@ -441,10 +449,11 @@ def _step(params, grad, velocity, steps, hyper, nesterov):
 @jit
 def _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
                  acc, stop):
-    """One epoch of mini-batch steps over consecutive slices of ``order``; False
-    when ``stop[0]`` was set before the epoch ended (checked every ``BLOCK`` samples)."""
-    n, d = X.shape
-    lanes = not exact and n > BLOCK and d >= LANES_MIN_FEATURES
+    """Mini-batch steps over consecutive slices of ``order``; False when
+    ``stop[0]`` was set before the pass ended (checked every ``BLOCK`` samples)."""
+    d = X.shape[1]
+    n = _positions(X, order)
+    lanes = not exact and X.shape[0] > BLOCK and d >= LANES_MIN_FEATURES
     unchecked = 0
     for start in range(0, n, batch_size):
         end = min(n, start + batch_size)
@@ -493,9 +502,9 @@ def _sgd_range(X, y, params, lr, fit_intercept, exact, order, start, stop):
 
 @jit
 def _sgd_steps(X, y, params, hyper, fit_intercept, exact, order, stop):
-    """One epoch of plain per-sample SGD, ``BLOCK`` positions at a time; False
-    when ``stop[0]`` was set before the epoch ended."""
-    n = X.shape[0]
+    """Plain per-sample SGD over ``order``, ``BLOCK`` positions at a time; False
+    when ``stop[0]`` was set before the pass ended."""
+    n = _positions(X, order)
     for start in range(0, n, BLOCK):
         if stop[0] != 0:
             return False
@@ -550,7 +559,7 @@ def _compose_blocks4(X, y, c, order, start):
 @jit
 def _affine_group(X, y, c, order, group, maps):
     """``maps[k] = (A_k, B_k)`` for the blocks ``4·group .. 4·group + 3``."""
-    n = X.shape[0]
+    n = _positions(X, order)
     n_blocks = maps.shape[0]
     first = 4 * group
     if (first + 4) * BLOCK <= n:
@@ -581,7 +590,7 @@ def _affine_maps(X, y, lr, order, maps):
     """``maps[k] = (A_k, B_k)``, the composed SGD steps of block ``k`` (blocks in
     parallel when large enough; the same bits either way)."""
     c = 2.0 * lr
-    if X.shape[0] >= PARALLEL_MIN:
+    if _positions(X, order) >= PARALLEL_MIN:
         _affine_maps_parallel(X, y, c, order, maps)
     else:
         for group in range((maps.shape[0] + 3) // 4):
@@ -596,7 +605,7 @@ def _apply_maps(X, y, params, hyper, order, maps):
     e.g. ``a_i`` of 1e300 and then ``inf·0``) is replayed sample by sample
     instead, in the training dtype, as the exact path steps.
     """
-    n = X.shape[0]
+    n = _positions(X, order)
     w = np.float64(params[0])
     for blk in range(maps.shape[0]):
         moved = maps[blk, 0] * w + maps[blk, 1]
@@ -608,20 +617,51 @@ def _apply_maps(X, y, params, hyper, order, maps):
     params[0] = w
 
 
+@jit
+def _affine_path(X, hyper, fit_intercept, exact, full_batch, batch_size):
+    """Whether the steps are one-feature plain SGD run as composed affine maps."""
+    plain_sgd = not full_batch and batch_size == 1 and hyper[1] == 0 and hyper[3] == 0
+    return plain_sgd and not exact and X.shape[1] == 1 and not fit_intercept and X.shape[0] > BLOCK
+
+
+@jit
+def _affine_setup(X, y, hyper, order, affine):
+    """The block maps of a pass over ``order`` (an empty array off the affine path)."""
+    if not affine:
+        return np.empty((0, 2))
+    maps = np.empty(((_positions(X, order) + BLOCK - 1) // BLOCK, 2))
+    _affine_maps(X, y, np.float64(hyper[0]), order, maps)
+    return maps
+
+
+@jit
+def _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+           acc, maps, stop):
+    """The SGD steps of one pass over ``order`` (batches, plain per-sample SGD or
+    the affine maps ``maps``); False when ``stop[0]`` ended the pass early."""
+    if maps.shape[0] != 0:
+        _apply_maps(X, y, params, hyper, order, maps)
+        steps[0] += _positions(X, order)
+        return True
+    if batch_size == 1 and hyper[1] == 0 and hyper[3] == 0:
+        if not _sgd_steps(X, y, params, hyper, fit_intercept, exact, order, stop):
+            return False
+        steps[0] += _positions(X, order)
+        return True
+    return _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
+                        batch_size, order, acc, stop)
+
+
 @jit(nogil=True)
 def _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
                 full_batch, batch_size, order, costs, stop):
-    n, d = X.shape
+    n = X.shape[0]
     p = params.shape[0]
     acc = np.zeros(1 + p)
-    plain_sgd = not full_batch and batch_size == 1 and hyper[1] == 0 and hyper[3] == 0
-    affine = plain_sgd and not exact and d == 1 and not fit_intercept and n > BLOCK
-    maps = np.empty((0, 2))
-    if affine:
-        # The maps depend on the data, lr and the order only: the same for
-        # every epoch of this call.
-        maps = np.empty(((n + BLOCK - 1) // BLOCK, 2))
-        _affine_maps(X, y, np.float64(hyper[0]), order, maps)
+    # The maps depend on the data, lr and the order only: the same for every
+    # epoch of this call.
+    maps = _affine_setup(X, y, hyper, order, _affine_path(X, hyper, fit_intercept, exact, full_batch,
+                                                          batch_size))
     for e in range(costs.shape[0]):
         if stop[0] != 0:
             return e
@@ -631,15 +671,8 @@ def _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, 
             for j in range(p):
                 grad[j] = totals[1 + j] / n
         else:
-            if affine:
-                _apply_maps(X, y, params, hyper, order, maps)
-                steps[0] += n
-            elif plain_sgd:
-                if not _sgd_steps(X, y, params, hyper, fit_intercept, exact, order, stop):
-                    return e
-                steps[0] += n
-            elif not _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
-                                  batch_size, order, acc, stop):
+            if not _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
+                          batch_size, order, acc, maps, stop):
                 return e
             totals = _sums(X, y, params, fit_intercept, exact, False)
         costs[e] = totals[0] / n
@@ -647,6 +680,15 @@ def _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, 
             return e
         previous[:] = params
     return costs.shape[0]
+
+
+@jit(nogil=True)
+def _run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+               stop):
+    acc = np.zeros(1 + params.shape[0])
+    maps = _affine_setup(X, y, hyper, order, _affine_path(X, hyper, fit_intercept, exact, False, batch_size))
+    return _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+                  acc, maps, stop)
 
 
 # numba's "workqueue" threading layer (used when neither OpenMP nor TBB can
@@ -684,6 +726,13 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
     with _parallel_guard():
         return _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept,
                            exact, full_batch, batch_size, order, costs, stop)
+
+
+def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+              stop):
+    with _parallel_guard():
+        return _run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
+                          batch_size, order, stop)
 
 
 # run_epochs releases the GIL and stops when stop[0] is set: the engine may

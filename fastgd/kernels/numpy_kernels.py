@@ -90,6 +90,21 @@ def _step(params, grad, velocity, steps, hyper, nesterov):
     steps[0] += 1
 
 
+def _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order):
+    """The SGD steps of one pass over ``order`` (all rows when it is empty)."""
+    positions = order.shape[0] if order.shape[0] else X.shape[0]
+    for start in range(0, positions, batch_size):
+        if order.shape[0]:
+            rows = order[start : start + batch_size]
+            Xb, yb = X[rows], y[rows]
+        else:
+            Xb, yb = X[start : start + batch_size], y[start : start + batch_size]
+        # Within a batch the reference sums in batch order: always exact here.
+        totals = sums(Xb, yb, params, fit_intercept, True, True)
+        grad[:] = totals[1:] / Xb.shape[0]
+        _step(params, grad, velocity, steps, hyper, nesterov)
+
+
 @_quiet
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
                full_batch, batch_size, order, costs, stop):
@@ -104,19 +119,17 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
             totals = sums(X, y, params, fit_intercept, exact, True)
             grad[:] = totals[1:] / n
         else:
-            for start in range(0, n, batch_size):
-                if order.shape[0]:
-                    rows = order[start : start + batch_size]
-                    Xb, yb = X[rows], y[rows]
-                else:
-                    Xb, yb = X[start : start + batch_size], y[start : start + batch_size]
-                # Within a batch the reference sums in batch order: always exact here.
-                totals = sums(Xb, yb, params, fit_intercept, True, True)
-                grad[:] = totals[1:] / Xb.shape[0]
-                _step(params, grad, velocity, steps, hyper, nesterov)
+            _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order)
             totals = sums(X, y, params, fit_intercept, exact, False)
         costs[e] = totals[0] / n
         if not np.isfinite(costs[e]):
             return e
         previous[:] = params
     return costs.shape[0]
+
+
+@_quiet
+def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+              stop):
+    _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order)
+    return True
