@@ -28,9 +28,19 @@ How a fit runs:
   cores, threads_per_worker=1)``); setting ``NUMBA_NUM_THREADS=1`` in the
   workers' environment also avoids starting numba's idle thread pool.
 
-Mini-batch and per-sample SGD (``batch_size`` smaller than ``n``) are not
-run on dask arrays: they raise ``ValueError`` naming the alternatives
-(``gd``, or ``.compute()`` / an ``np.memmap`` of the data).
+Mini-batch and per-sample SGD (``batch_size`` smaller than ``n``) run
+chunk after chunk on the workers that hold the chunks: the parameters, the
+momentum buffer and the step count travel from task to task, the data stays
+(one compute per epoch: the chain of chunk tasks, then the cost of each
+chunk). ``X`` is first rechunked, once, so that every chunk but the last
+holds whole batches; the batches are then those of the in-memory fit, and
+with ``shuffle=False`` the steps are the in-memory fit's steps (bit for bit
+in exact mode on one chunk; default mode within 1e-9: the kernels' blocks
+restart at each chunk). With ``shuffle=True`` each epoch visits the chunks in
+a random order and the rows of each chunk in a random order, drawn from
+``seed`` as the block-shuffled order of memory-mapped data is, with the
+chunks as its blocks (chunks of 65,536 rows give exactly the order of the
+same data memory-mapped).
 """
 
 from __future__ import annotations
@@ -41,8 +51,9 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 
 from fastgd import _checks, _registry
-from fastgd._engine import optimizer_arrays
+from fastgd._orders import NATURAL
 from fastgd._result import Fit
+from fastgd._state import optimizer_arrays
 from fastgd.errors import DivergenceError, FitInterrupted, warn_if_runaway
 
 def _single_threaded_kernels(name: str) -> Any:
@@ -55,15 +66,71 @@ def _single_threaded_kernels(name: str) -> Any:
     return kernels
 
 
+def _chunk_arrays(X: np.ndarray, y: np.ndarray, dtype: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """A chunk as the kernels read it: C-contiguous (n, d) and (n,) in the training dtype."""
+    X2 = np.ascontiguousarray(X.reshape(X.shape[0], -1), dtype=dtype)
+    return X2, np.ascontiguousarray(y, dtype=dtype)
+
+
 def _chunk_sums(
-    X: np.ndarray, y: np.ndarray, params: np.ndarray, fit_intercept: bool, backend: str
+    X: np.ndarray, y: np.ndarray, params: np.ndarray, fit_intercept: bool, backend: str,
+    exact: bool, want_gradient: bool = True,
 ) -> np.ndarray:
     """``[Σ r², Σ 2·x_j·r, (Σ 2·r)]`` (float64) over one chunk; runs in a worker."""
     kernels = _single_threaded_kernels(backend)
-    X2 = np.ascontiguousarray(X.reshape(X.shape[0], -1), dtype=params.dtype)
-    y1 = np.ascontiguousarray(y, dtype=params.dtype)
+    X2, y1 = _chunk_arrays(X, y, params.dtype)
     # (numba's kernels serialise themselves under its workqueue threading layer.)
-    return kernels.sums(X2, y1, params, fit_intercept, False, True)
+    return kernels.sums(X2, y1, params, fit_intercept, exact, want_gradient)
+
+
+def _chunk_steps(
+    X: np.ndarray, y: np.ndarray, params: np.ndarray, velocity: np.ndarray, steps: np.ndarray,
+    hyper: np.ndarray, nesterov: bool, fit_intercept: bool, exact: bool, batch_size: int,
+    rows: np.ndarray, backend: str,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The SGD steps over one chunk's rows in the order ``rows`` (empty: in
+    order); runs in the worker that holds the chunk. Returns the new
+    parameters, momentum buffer and step count (the inputs are not modified)."""
+    kernels = _single_threaded_kernels(backend)
+    X2, y1 = _chunk_arrays(X, y, params.dtype)
+    params, velocity, steps = params.copy(), velocity.copy(), steps.copy()
+    grad = np.zeros_like(params)
+    stop = np.zeros(1, dtype=np.int64)
+    kernels.run_steps(X2, y1, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
+                      batch_size, rows, stop)
+    return params, velocity, steps
+
+
+def _in_chunk_order(partials: Any) -> np.ndarray:
+    """The chunks' partial sums added in chunk order (whatever order they finished in)."""
+    total = np.array(partials[0], dtype=np.float64, copy=True)
+    for part in partials[1:]:
+        total += part
+    return total
+
+
+def _chunk_visits(sizes: List[int], rng: Optional[np.random.Generator]):
+    """``(chunk, rows)`` in visiting order: chunks in order with ``rows`` empty
+    (natural order), or, with ``rng``, chunks in a random order and each
+    chunk's rows in a random order — the draws of the block-shuffled order of
+    memory-mapped data (fastgd._orders), with the chunks as its blocks."""
+    if rng is None:
+        for k in range(len(sizes)):
+            yield k, NATURAL
+        return
+    for k in rng.permutation(len(sizes)).tolist():
+        yield k, rng.permutation(sizes[k]).astype(np.int64, copy=False)
+
+
+def _batch_aligned(X: Any, y: Any, batch_size: int) -> Tuple[Any, Any]:
+    """X and y rechunked (once) so that every chunk but the last holds whole
+    batches: a batch never spans two chunks, so the batches are those of the
+    in-memory fit."""
+    sizes = X.chunks[0]
+    if all(size % batch_size == 0 for size in sizes[:-1]):
+        return X, y
+    rows = max(batch_size, max(sizes) // batch_size * batch_size)
+    return X.rechunk({0: rows}), y.rechunk({0: rows})
 
 
 def _chunk_finite(X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -146,13 +213,9 @@ def train(
     opts = _checks.options(**hyperparameters)
     X, y, scalar_model = _prepare(X, y)
     n, d = X.shape
-    if opts.batch_size is not None and opts.batch_size < n:
-        raise ValueError(
-            f"batch_size={opts.batch_size}: dask arrays run full-batch gradient descent only "
-            "(batch_size=None, fastgd.gd). For sgd or minibatch_sgd pass numpy data: "
-            "X.compute(), or an np.memmap / np.load(path, mmap_mode='r') of it for data larger "
-            "than memory"
-        )
+    full_batch = opts.batch_size is None or opts.batch_size >= n
+    if not full_batch:
+        X, y = _batch_aligned(X, y, opts.batch_size)
     if opts.exact and len(X.chunks[0]) > 1:
         raise ValueError(
             "exact=True needs the reference's summation order, but dask arrays are summed "
@@ -172,15 +235,36 @@ def train(
     def round_trip(at: np.ndarray) -> np.ndarray:
         """Σ over all chunks, added in chunk order: one compute, one round trip."""
         sums = dask.delayed(_chunk_sums, pure=True)
-        tasks = [sums(xb, yb, at, fit_intercept, name) for xb, yb in zip(x_blocks, y_blocks)]
-        partials = dask.compute(*tasks)
-        total = np.array(partials[0], dtype=np.float64, copy=True)
-        for part in partials[1:]:
-            total += part
-        return total
+        tasks = [sums(xb, yb, at, fit_intercept, name, opts.exact) for xb, yb in zip(x_blocks, y_blocks)]
+        return _in_chunk_order(dask.compute(*tasks))
 
     hyper, grad, velocity, steps = optimizer_arrays(params, opts, state)
     costs: List[float] = []
+    chunk_sizes = list(X.chunks[0])
+    rng = np.random.default_rng(opts.seed) if opts.shuffle else None
+
+    def steps_epoch() -> float:
+        """One epoch of (mini-)batch steps, chunk after chunk on the workers that
+        hold them, then the cost over all chunks: one compute in all."""
+        run = dask.delayed(_chunk_steps, pure=True, nout=3)
+        cost = dask.delayed(_chunk_sums, pure=True)
+        at, buffer, count = params, velocity, steps
+        for k, rows in _chunk_visits(chunk_sizes, rng):
+            at, buffer, count = run(x_blocks[k], y_blocks[k], at, buffer, count, hyper, opts.nesterov,
+                                    fit_intercept, opts.exact, opts.batch_size, rows, name)
+        tasks = [cost(xb, yb, at, fit_intercept, name, opts.exact, False) for xb, yb in zip(x_blocks, y_blocks)]
+        new_params, new_velocity, new_steps, *partials = dask.compute(at, buffer, count, *tasks)
+        params[:] = new_params
+        velocity[:] = new_velocity
+        steps[:] = new_steps
+        return _in_chunk_order(partials)[0]
+
+    def batch_epoch() -> float:
+        """One full-batch step (here), then the cost and gradient at its result."""
+        _step(params, grad, velocity, steps, hyper, opts.nesterov)
+        totals = round_trip(params)
+        grad[:] = totals[1:] / n
+        return totals[0]
 
     def result(at: np.ndarray, epochs_run: int) -> Fit:
         return Fit.from_params(
@@ -195,21 +279,20 @@ def train(
         raise DivergenceError(
             "the loss of the starting parameters is not finite", epoch=0, fit=result(params, 0)
         )
-    grad[:] = totals[1:] / n
+    if full_batch:
+        grad[:] = totals[1:] / n
+    run_epoch = batch_epoch if full_batch else steps_epoch
     completed = params.copy()  # the parameters after the last epoch whose cost is in `costs`
     try:
         for epoch in range(opts.epochs):
-            _step(params, grad, velocity, steps, hyper, opts.nesterov)
-            totals = round_trip(params)
-            if not np.isfinite(totals[0]):
-                costs.append(totals[0] / n)
+            cost = run_epoch() / n
+            costs.append(cost)
+            if not np.isfinite(cost):
                 raise DivergenceError(
-                    f"the loss became {costs[-1]} during epoch {epoch}; lower lr",
+                    f"the loss became {cost} during epoch {epoch}; lower lr",
                     epoch=epoch, fit=result(completed, epoch),
                 )
-            costs.append(totals[0] / n)
             completed = params.copy()
-            grad[:] = totals[1:] / n
             if opts.callback is not None and opts.callback(epoch, result(params, epoch + 1)):
                 break
     except KeyboardInterrupt as exc:

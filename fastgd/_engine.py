@@ -11,7 +11,7 @@ import numpy as np
 from fastgd import _checks, _registry
 from fastgd._orders import block_shuffled_segments, epoch_orders, segment_rows, shuffle_block
 from fastgd._result import Fit
-from fastgd._state import OptimizerState
+from fastgd._state import OptimizerState, optimizer_arrays
 from fastgd.errors import DivergenceError, FitInterrupted, warn_if_runaway
 
 
@@ -46,22 +46,6 @@ def train(
 def _is_dask(a: Any) -> bool:
     """A dask collection, recognised without importing dask."""
     return type(a).__module__.split(".", 1)[0] == "dask"
-
-
-def optimizer_arrays(params: np.ndarray, opts: _checks.Options, state: Optional[OptimizerState]):
-    """What the kernels' SGD step works on, in the training dtype of ``params``:
-    ``hyper = [lr, momentum, 1 - dampening, weight_decay]``, a gradient buffer,
-    the momentum buffer and the step count (both from ``state`` when given)."""
-    hyper = np.array([opts.lr, opts.momentum, 1 - opts.dampening, opts.weight_decay],
-                     dtype=params.dtype)
-    grad = np.zeros_like(params)
-    velocity = np.zeros_like(params)
-    steps = np.zeros(1, dtype=np.int64)
-    start = None if state is None else state.initial_velocity(len(params))
-    if start is not None:
-        velocity[:] = start
-        steps[0] = state.steps
-    return hyper, grad, velocity, steps
 
 
 # Epochs one kernel call runs at most (without a callback): bounds the loss

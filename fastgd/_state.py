@@ -49,3 +49,19 @@ class OptimizerState:
 
     def __repr__(self) -> str:
         return f"OptimizerState(velocity={self.velocity!r}, steps={self.steps})"
+
+
+def optimizer_arrays(params: np.ndarray, opts: Any, state: Optional[OptimizerState]):
+    """What the kernels' SGD step works on, in the training dtype of ``params``:
+    ``hyper = [lr, momentum, 1 - dampening, weight_decay]``, a gradient buffer,
+    the momentum buffer and the step count (both from ``state`` when given)."""
+    hyper = np.array([opts.lr, opts.momentum, 1 - opts.dampening, opts.weight_decay],
+                     dtype=params.dtype)
+    grad = np.zeros_like(params)
+    velocity = np.zeros_like(params)
+    steps = np.zeros(1, dtype=np.int64)
+    start = None if state is None else state.initial_velocity(len(params))
+    if start is not None:
+        velocity[:] = start
+        steps[0] = state.steps
+    return hyper, grad, velocity, steps

@@ -121,9 +121,8 @@ def test_local_scheduler_without_client(data):
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda X, y: fastgd.sgd(X, y), "gd.*compute"),
-        (lambda X, y: fastgd.minibatch_sgd(X, y, batch_size=64), "batch_size=64"),
         (lambda X, y: fastgd.gd(X, y, exact=True), "exact"),
+        (lambda X, y: fastgd.sgd(X, y, exact=True), "exact"),
         (lambda X, y: fastgd.gd(X, y[:-1]), "y"),
         (lambda X, y: fastgd.gd(X, y, lr=-1.0), "lr"),
     ],
@@ -191,3 +190,70 @@ def test_dask_callback_interrupt_is_fit_interrupted(client):
     assert info.value.fit.epochs_run == 4
     expected = fastgd.gd(X, y, lr=0.1, epochs=4)
     np.testing.assert_allclose(info.value.fit.w, expected.w, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(batch_size=1, lr=0.01),
+        dict(batch_size=1, lr=0.01, fit_intercept=True, momentum=0.5),
+        dict(batch_size=64, lr=0.05, fit_intercept=True, momentum=0.9, nesterov=True, weight_decay=0.01),
+        dict(batch_size=1000, lr=0.1),  # chunks of 7,000 rows: rechunked to whole batches
+    ],
+    ids=["sgd", "sgd-momentum", "minibatch-nesterov", "minibatch-rechunked"],
+)
+def test_cluster_sgd_matches_in_memory(client, data, kw):
+    X, y = data
+    Xd, yd = da.from_array(X, chunks=(7_000, 3)), da.from_array(y, chunks=7_000)
+    on_cluster = fastgd.fit(Xd, yd, epochs=3, **kw)
+    in_memory = fastgd.fit(X, y, epochs=3, **kw)
+    _close(on_cluster, in_memory)
+    again = fastgd.fit(Xd, yd, epochs=3, **kw)
+    assert np.array_equal(again.w, on_cluster.w) and np.array_equal(again.losses, on_cluster.losses)
+
+
+def test_cluster_sgd_one_chunk_exact_is_bitwise(client, data):
+    X, y = data
+    kw = dict(batch_size=16, lr=0.02, momentum=0.9, fit_intercept=True, epochs=2, exact=True)
+    on_cluster = fastgd.fit(da.from_array(X, chunks=(40_000, 3)), y, **kw)
+    in_memory = fastgd.fit(X, y, **kw)
+    assert np.array_equal(on_cluster.w, in_memory.w) and on_cluster.b == in_memory.b
+    assert np.array_equal(on_cluster.losses, in_memory.losses)
+
+
+def test_cluster_sgd_state_hand_over(client, data):
+    """The optimizer state travels between chunks and between fits (partial_fit)."""
+    from fastgd._state import OptimizerState
+
+    X, y = data
+    Xd = da.from_array(X, chunks=(10_000, 3))
+    kw = dict(batch_size=32, lr=0.01, momentum=0.9, fit_intercept=True)
+    state = OptimizerState()
+    first = fastgd._engine.train(Xd, y, epochs=1, state=state, **_fit_defaults(kw))
+    second = fastgd._engine.train(Xd, y, epochs=1, w0=first.w, b0=first.b, state=state,
+                                  **_fit_defaults(kw, keep=("lr", "batch_size", "momentum")))
+    both = fastgd.fit(X, y, epochs=2, **kw)
+    np.testing.assert_allclose(second.w, both.w, rtol=1e-9)
+    assert state.steps == 2 * 40_000 // 32 + 2 * (40_000 % 32 > 0)
+
+
+def _fit_defaults(kw, keep=None):
+    options = dict(lr=0.01, batch_size=None, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
+                   shuffle=False, seed=None, exact=False, callback=None)
+    options.update({k: v for k, v in kw.items() if k != "fit_intercept" and (keep is None or k in keep)})
+    options["fit_intercept"] = kw.get("fit_intercept", False)
+    return options
+
+
+def test_cluster_shuffle_is_the_memory_mapped_block_order(client, tmp_path):
+    """Chunks of SHUFFLE_BLOCK rows, shuffled: the same visits as the same data
+    memory-mapped (blocks in a seeded order, rows shuffled within each)."""
+    from fastgd import _orders
+
+    X, y, _ = fastgd.datasets.make_linear(3 * _orders.SHUFFLE_BLOCK + 123, 2, noise=0.1, seed=8, out=tmp_path)
+    kw = dict(batch_size=1, lr=0.01, shuffle=True, seed=4, epochs=2, fit_intercept=True)
+    on_cluster = fastgd.fit(da.from_array(np.array(X), chunks=(_orders.SHUFFLE_BLOCK, 2)), np.array(y), **kw)
+    on_file = fastgd.fit(X, y, **kw)
+    _close(on_cluster, on_file, rtol=1e-12)
+    in_order = fastgd.fit(X, y, **dict(kw, shuffle=False))
+    assert not np.allclose(on_cluster.w, in_order.w, rtol=1e-9)
