@@ -54,11 +54,6 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return view
 
 
-def _is_sparse(value: Any) -> bool:
-    """A scipy.sparse matrix or array, recognised without importing scipy."""
-    return type(value).__module__.startswith("scipy.sparse")
-
-
 def _from_pandas(value: Any, name: str) -> Any:
     """pandas objects with nullable columns (``Float64``, ``Int64``, ...) as numpy.
 
@@ -66,8 +61,7 @@ def _from_pandas(value: Any, name: str) -> Any:
     missing values they hold plain numbers. A ``pd.NA`` is an error that
     names the column and its dtype.
     """
-    module = type(value).__module__
-    if not module.startswith("pandas") or not hasattr(value, "to_numpy"):
+    if not hasattr(value, "to_numpy"):
         return value
     frame = value if hasattr(value, "columns") else None
     columns = list(frame.items()) if frame is not None else [(getattr(value, "name", None), value)]
@@ -97,12 +91,14 @@ def numeric_array(value: Any, name: str, dtype: Any = None) -> np.ndarray:
     """``value`` as a float32/float64 ndarray without copying when possible."""
     if getattr(value, "requires_grad", False) and hasattr(value, "detach"):
         value = value.detach()  # a torch tensor that requires grad: same memory, no autograd
-    if _is_sparse(value):
+    module = type(value).__module__
+    if module.startswith("scipy.sparse"):
         raise TypeError(
             f"{name} is a scipy.sparse {type(value).__name__}: sparse input is not supported yet; "
             f"pass a dense array ({name}.toarray())"
         )
-    value = _from_pandas(value, name)
+    if module.startswith("pandas"):
+        value = _from_pandas(value, name)
     if hasattr(value, "__array__") or isinstance(value, np.ndarray):
         try:
             arr = np.asarray(value)
@@ -174,6 +170,10 @@ def target_vector(y: Any, n_samples: int) -> Any:
 
 
 def finite_scalar(value: Any, name: str) -> float:
+    if type(value) is float:  # the common case, first
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
+        return value
     if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
         value = value.item()  # a 0-d numpy array or torch tensor
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
@@ -207,14 +207,20 @@ def start_params(
     return params
 
 
+_LARGEST = {np.float32: float(np.finfo(np.float32).max), np.float64: float(np.finfo(np.float64).max)}
+
+
 def _store_start(params: np.ndarray, where: slice, value: Any, name: str) -> None:
     """``params[where] = value``; a value that overflows the training dtype is a ValueError."""
-    with np.errstate(over="ignore", invalid="ignore"):
+    largest = _LARGEST[params.dtype.type]
+    # (value is finite: checked by the caller; only a narrower dtype can overflow.)
+    fits = abs(value) <= largest if isinstance(value, float) else bool(np.all(np.abs(value) <= largest))
+    if fits:
         params[where] = value
-    if not np.isfinite(params[where]).all():
+    else:
         raise ValueError(
             f"{name} is not finite in {params.dtype} (the training dtype of X): "
-            f"its largest value is {np.finfo(params.dtype).max:.4g}"
+            f"its largest value is {largest:.4g}"
         )
 
 

@@ -3,6 +3,7 @@ callbacks and errors, written once. Kernels only do arithmetic."""
 
 from __future__ import annotations
 
+import queue
 import threading
 from typing import Any, Optional, Union
 
@@ -91,13 +92,47 @@ class LossHistory:
         return float(self._values[epochs_run])
 
 
+_jobs: Optional["queue.SimpleQueue"] = None
+_jobs_lock = threading.Lock()
+
+
+def _helper_jobs() -> "queue.SimpleQueue":
+    """The job queue of the one long-lived helper thread (started on first use).
+
+    One thread for the whole process, reused: numba's OpenMP team belongs to
+    the thread that launches parallel regions, and a fresh thread per call
+    would build a new team (and lose warm caches) every time. Only the main
+    thread hands it work, one call at a time.
+    """
+    global _jobs
+    with _jobs_lock:
+        if _jobs is None:
+            jobs: "queue.SimpleQueue" = queue.SimpleQueue()
+            threading.Thread(target=_serve, args=(jobs,), name="fastgd-kernel", daemon=True).start()
+            _jobs = jobs
+    return _jobs
+
+
+def _serve(jobs: "queue.SimpleQueue") -> None:
+    while True:
+        prepare, function, args, outcome, finished = jobs.get()
+        try:
+            prepare()
+            outcome["value"] = function(*args)
+        except BaseException as exc:  # handed to the waiting thread
+            outcome["error"] = exc
+        finally:
+            finished.set()
+
+
 def _interruptible(kernels: Any, work: float, function: Any, *args: Any) -> Any:
     """``function(*args)`` (``kernels.run_epochs`` or ``run_steps``), interruptible
     by Ctrl-C within a fraction of a second.
 
     A compiled call that holds the main thread cannot see a signal until it
     returns. Long calls on kernels that release the GIL and accept a stop
-    flag (their last argument) therefore run in a helper thread; the main
+    flag (their last argument) therefore run in a helper thread (one, kept
+    for the process: :func:`_helper_jobs`); the main
     thread waits in short, interruptible joins, and on Ctrl-C sets the flag
     (the kernel checks it between blocks of samples), waits for the kernel to
     stop, and re-raises. Only the main thread receives signals: other
@@ -108,21 +143,10 @@ def _interruptible(kernels: Any, work: float, function: Any, *args: Any) -> Any:
         return function(*args)
     outcome: dict = {}
     finished = threading.Event()
-    prepare_thread = kernels.thread_setup()
-
-    def target() -> None:
-        try:
-            prepare_thread()
-            outcome["value"] = function(*args)
-        except BaseException as exc:  # handed to the main thread below
-            outcome["error"] = exc
-        finally:
-            finished.set()
-
-    # An Event rather than Thread.join: a join interrupted by a signal can
-    # report a thread as finished while it still runs (CPython bpo-45274).
-    threading.Thread(target=target, name="fastgd-kernel", daemon=True).start()
+    _helper_jobs().put((kernels.thread_setup(), function, args, outcome, finished))
     try:
+        # An Event rather than Thread.join: a join interrupted by a signal can
+        # report a thread as finished while it still runs (CPython bpo-45274).
         while not finished.wait(0.05):
             pass
     except KeyboardInterrupt:

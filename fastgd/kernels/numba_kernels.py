@@ -708,21 +708,41 @@ def _parallel_guard():
             _layer = numba.threading_layer()
         except ValueError:  # no parallel region has run yet
             return _PARALLEL_LOCK
+        if _layer != "workqueue":
+            _unguard()
     return _PARALLEL_LOCK if _layer == "workqueue" else _NO_LOCK
 
 
+def _unguard():
+    """A thread-safe layer: the entry points become the compiled functions
+    themselves (the wrappers cost microseconds on the tutorial's tiny fits)."""
+    module = globals()
+    module.update(sums=_sums, predict=_predict, run_epochs=_run_epochs, run_steps=_run_steps)
+
+
+# Data below PARALLEL_MIN values never launches a parallel region (the
+# thresholds in _blocked_sums, _predict and _affine_maps), so it needs no lock.
+
+
 def sums(X, y, params, fit_intercept, exact, want_gradient):
+    if X.size < PARALLEL_MIN:
+        return _sums(X, y, params, fit_intercept, exact, want_gradient)
     with _parallel_guard():
         return _sums(X, y, params, fit_intercept, exact, want_gradient)
 
 
 def predict(X, params, fit_intercept, out):
+    if X.size < PARALLEL_MIN:
+        return _predict(X, params, fit_intercept, out)
     with _parallel_guard():
         _predict(X, params, fit_intercept, out)
 
 
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
                full_batch, batch_size, order, costs, stop):
+    if X.size < PARALLEL_MIN:
+        return _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept,
+                           exact, full_batch, batch_size, order, costs, stop)
     with _parallel_guard():
         return _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept,
                            exact, full_batch, batch_size, order, costs, stop)
@@ -730,6 +750,9 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
 
 def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
               stop):
+    if X.size < PARALLEL_MIN:
+        return _run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
+                          batch_size, order, stop)
     with _parallel_guard():
         return _run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
                           batch_size, order, stop)
