@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "forward", "loss", "cost", "gradient", "fit", "gd", "sgd", "minibatch_sgd",
     "Fit", "DivergenceError", "DivergenceWarning", "FitInterrupted", "BackendFallbackWarning", "BackendInfo", "backends", "use",
-    "datasets", "GDRegressor", "__version__",
+    "datasets", "schedules", "GDRegressor", "__version__",
 ]
 
 
@@ -57,8 +57,10 @@ def forward(x: Any, w: Any, b: Optional[float] = None) -> Union[float, Any]:
     return _engine.forward(x, w, b)
 
 
-def loss(x: Any, y: Any, w: Any, b: Optional[float] = None) -> Union[float, Any]:
-    """Squared error ``(x·w (+ b) − y)²`` of one sample (or of each sample).
+def loss(x: Any, y: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
+         delta: float = 1.0) -> Union[float, Any]:
+    """Squared error ``(x·w (+ b) − y)²`` of one sample (or of each sample);
+    with ``loss="huber"`` or ``"l1"``, torch's ``HuberLoss(delta)`` / ``L1Loss`` of it.
 
     Examples
     --------
@@ -66,11 +68,13 @@ def loss(x: Any, y: Any, w: Any, b: Optional[float] = None) -> Union[float, Any]
     >>> fastgd.loss(3.0, 6.0, 1.0)
     9.0
     """
-    return _engine.loss(x, y, w, b)
+    return _engine.loss(x, y, w, b, loss=loss, delta=delta)
 
 
-def cost(xs: Any, ys: Any, w: Any, b: Optional[float] = None) -> float:
-    """Mean squared error over all samples (torch's ``MSELoss()``).
+def cost(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
+         delta: float = 1.0) -> float:
+    """Mean squared error over all samples (torch's ``MSELoss()``); or the mean
+    Huber (``loss="huber"``, ``delta``) or absolute (``loss="l1"``) error.
 
     Examples
     --------
@@ -78,10 +82,11 @@ def cost(xs: Any, ys: Any, w: Any, b: Optional[float] = None) -> float:
     >>> round(fastgd.cost([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], 1.0), 6)
     4.666667
     """
-    return _engine.cost(xs, ys, w, b)
+    return _engine.cost(xs, ys, w, b, loss=loss, delta=delta)
 
 
-def gradient(xs: Any, ys: Any, w: Any, b: Optional[float] = None) -> Any:
+def gradient(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
+             delta: float = 1.0) -> Any:
     """Gradient of :func:`cost`: ``∂w``, or ``(∂w, ∂b)`` when ``b`` is given.
 
     ``∂w = (2/n) Σ x_i (ŷ_i − y_i)``, ``∂b = (2/n) Σ (ŷ_i − y_i)``.
@@ -92,7 +97,7 @@ def gradient(xs: Any, ys: Any, w: Any, b: Optional[float] = None) -> Any:
     >>> round(fastgd.gradient([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], 1.0), 6)
     -9.333333
     """
-    return _engine.gradient(xs, ys, w, b)
+    return _engine.gradient(xs, ys, w, b, loss=loss, delta=delta)
 
 
 def fit(
@@ -113,6 +118,11 @@ def fit(
     seed: Optional[int] = None,
     exact: bool = False,
     callback: Optional[Callable[[int, Fit], Any]] = None,
+    loss: str = "mse",
+    delta: float = 1.0,
+    average: Union[bool, int] = False,
+    decay_intercept: bool = True,
+    solver: str = "auto",
 ) -> Fit:
     """Train ``y ≈ X·w (+ b)`` by gradient descent on the mean squared error.
 
@@ -127,8 +137,10 @@ def fit(
         ``np.memmap``). 1-D is the tutorial's scalar-feature model.
     y : array-like of shape (n,)
         Targets.
-    lr : float
-        Learning rate, finite and > 0.
+    lr : float, sequence of floats, or callable
+        Learning rate, finite and > 0; or one rate per epoch (finite, >= 0):
+        a sequence of at least ``epochs`` rates, or ``lr(epoch)`` (epochs
+        count from 0), e.g. from :mod:`fastgd.schedules`.
     epochs : int
         Passes over the data.
     batch_size : int or None
@@ -152,6 +164,22 @@ def fit(
     callback : callable, optional
         ``callback(epoch, fit_so_far)`` after every epoch; returning True
         stops training.
+    loss : {"mse", "huber", "l1"}
+        torch's ``MSELoss()``, ``HuberLoss(delta=delta)``, ``L1Loss()`` (means
+        over the batch); ``losses``, ``loss`` and the steps use it.
+    delta : float
+        The Huber threshold (> 0).
+    average : bool or int
+        True (or an int k): the returned ``w``/``b`` are the mean of the
+        parameters after every step (from step k on), as torch's
+        ``AveragedModel.update_parameters`` after each step; ``Fit.w_last``
+        and ``Fit.b_last`` hold the last iterate.
+    decay_intercept : bool
+        False: ``weight_decay`` applies to ``w`` only (torch's parameter
+        group for the bias with ``weight_decay=0``).
+    solver : {"auto", "stream", "gram"}
+        How full-batch GD reads the data (SPEC §8): "stream" every epoch;
+        "gram" once, into ``XᵀX``; "auto" picks.
 
     Returns
     -------
@@ -176,6 +204,7 @@ def fit(
         X, y, lr=lr, epochs=epochs, batch_size=batch_size, w0=w0, b0=b0,
         fit_intercept=fit_intercept, momentum=momentum, dampening=dampening, nesterov=nesterov,
         weight_decay=weight_decay, shuffle=shuffle, seed=seed, exact=exact, callback=callback,
+        loss=loss, delta=delta, average=average, decay_intercept=decay_intercept, solver=solver,
     )
 
 
@@ -196,6 +225,11 @@ def gd(
     seed: Optional[int] = None,
     exact: bool = False,
     callback: Optional[Callable[[int, Fit], Any]] = None,
+    loss: str = "mse",
+    delta: float = 1.0,
+    average: Union[bool, int] = False,
+    decay_intercept: bool = True,
+    solver: str = "auto",
 ) -> Fit:
     """Full-batch gradient descent: :func:`fit` with ``batch_size=None``.
 
@@ -211,7 +245,8 @@ def gd(
     return fit(
         X, y, batch_size=None, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
         momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
-        shuffle=shuffle, seed=seed, exact=exact, callback=callback,
+        shuffle=shuffle, seed=seed, exact=exact, callback=callback, loss=loss, delta=delta,
+        average=average, decay_intercept=decay_intercept, solver=solver,
     )
 
 
@@ -232,6 +267,11 @@ def sgd(
     seed: Optional[int] = None,
     exact: bool = False,
     callback: Optional[Callable[[int, Fit], Any]] = None,
+    loss: str = "mse",
+    delta: float = 1.0,
+    average: Union[bool, int] = False,
+    decay_intercept: bool = True,
+    solver: str = "auto",
 ) -> Fit:
     """Per-sample stochastic gradient descent: :func:`fit` with ``batch_size=1``.
 
@@ -247,7 +287,8 @@ def sgd(
     return fit(
         X, y, batch_size=1, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
         momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
-        shuffle=shuffle, seed=seed, exact=exact, callback=callback,
+        shuffle=shuffle, seed=seed, exact=exact, callback=callback, loss=loss, delta=delta,
+        average=average, decay_intercept=decay_intercept, solver=solver,
     )
 
 
@@ -269,6 +310,11 @@ def minibatch_sgd(
     seed: Optional[int] = None,
     exact: bool = False,
     callback: Optional[Callable[[int, Fit], Any]] = None,
+    loss: str = "mse",
+    delta: float = 1.0,
+    average: Union[bool, int] = False,
+    decay_intercept: bool = True,
+    solver: str = "auto",
 ) -> Fit:
     """Mini-batch SGD: :func:`fit` with batches of ``batch_size`` samples.
 
@@ -281,7 +327,8 @@ def minibatch_sgd(
     return fit(
         X, y, batch_size=batch_size, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
         momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
-        shuffle=shuffle, seed=seed, exact=exact, callback=callback,
+        shuffle=shuffle, seed=seed, exact=exact, callback=callback, loss=loss, delta=delta,
+        average=average, decay_intercept=decay_intercept, solver=solver,
     )
 
 def __getattr__(name: str) -> Any:
@@ -294,6 +341,10 @@ def __getattr__(name: str) -> Any:
         from fastgd.estimator import GDRegressor
 
         return GDRegressor
+    if name == "schedules":
+        import importlib
+
+        return importlib.import_module("fastgd.schedules")
     if name == "reference":
         import importlib
 

@@ -32,10 +32,15 @@ class Problem(NamedTuple):
         return self.X.shape[1]
 
 
+# The losses of SPEC §7 by name, and the code the kernels know them by.
+LOSSES = {"mse": 0, "huber": 1, "l1": 2}
+SOLVERS = ("auto", "stream", "gram")
+
+
 class Options(NamedTuple):
     """Checked hyperparameters of a fit."""
 
-    lr: float
+    lr: float  # the constant rate; NaN when ``schedule`` gives one per epoch
     epochs: int
     batch_size: Optional[int]
     momentum: float
@@ -46,6 +51,64 @@ class Options(NamedTuple):
     seed: Optional[int]
     exact: bool
     callback: Optional[Callable]
+    schedule: Any = None  # None, a float64 array of per-epoch rates, or a callable lr(epoch)
+    loss: str = "mse"
+    delta: float = 1.0
+    average_from: int = 0  # 0: no averaging; k: the mean of the parameters after steps k, k+1, ...
+    decay_intercept: bool = True
+    solver: str = "auto"
+
+    @property
+    def loss_kind(self) -> int:
+        return LOSSES[self.loss]
+
+    def rates(self, start: int, count: int) -> np.ndarray:
+        """The learning rates of epochs ``start .. start + count - 1`` (float64)."""
+        if self.schedule is None:
+            return np.full(count, self.lr)
+        if callable(self.schedule):
+            return np.array([scheduled_rate(self.schedule(epoch), epoch)
+                             for epoch in range(start, start + count)], dtype=np.float64)
+        return self.schedule[start : start + count]
+
+    def rate(self, epoch: int) -> float:
+        """The learning rate of one epoch."""
+        return float(self.rates(epoch, 1)[0])
+
+
+def scheduled_rate(value: Any, epoch: int) -> float:
+    """A scheduled learning rate: finite and >= 0 (a step of zero is allowed)."""
+    try:
+        rate = finite_scalar(value, "lr")
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{exc} (the scheduled rate of epoch {epoch})") from None
+    if rate < 0:
+        raise ValueError(f"lr must be >= 0, got {rate} (the scheduled rate of epoch {epoch})")
+    return rate
+
+
+def _learning_rate(lr: Any, epochs: int) -> tuple:
+    """``(constant rate, schedule)``: a float > 0, a sequence of at least
+    ``epochs`` per-epoch rates, or a callable ``lr(epoch)``."""
+    if callable(lr):
+        return math.nan, lr
+    if isinstance(lr, (str, bytes)) or not hasattr(lr, "__len__"):
+        rate = finite_scalar(lr, "lr")
+        if rate <= 0:
+            raise ValueError(f"lr must be > 0, got {rate}")
+        return rate, None
+    if np.ndim(lr) == 0:  # a 0-d array or tensor
+        return _learning_rate(float(np.asarray(lr)), epochs)
+    rates = numeric_array(lr, "lr", dtype=np.float64)
+    if rates.ndim != 1:
+        raise ValueError(f"lr must be a number, a 1-D sequence of rates or a callable, got shape {rates.shape}")
+    if rates.shape[0] < epochs:
+        raise ValueError(f"lr has {rates.shape[0]} rates but epochs={epochs}: one rate per epoch is needed")
+    head = rates[:epochs]
+    bad = np.flatnonzero(~np.isfinite(head) | (head < 0))
+    if bad.size:
+        scheduled_rate(head[bad[0]], int(bad[0]))
+    return math.nan, np.array(head, dtype=np.float64)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -260,12 +323,15 @@ def options(
     seed: Any,
     exact: Any,
     callback: Any,
+    loss: Any = "mse",
+    delta: Any = 1.0,
+    average: Any = False,
+    decay_intercept: Any = True,
+    solver: Any = "auto",
 ) -> Options:
-    """Check hyperparameters the way ``torch.optim.SGD`` checks them (SPEC §3, §5)."""
-    lr = finite_scalar(lr, "lr")
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    """Check hyperparameters the way ``torch.optim.SGD`` checks them (SPEC §3, §5, §7)."""
     epochs = check_int(epochs, "epochs", 0)
+    lr, schedule = _learning_rate(lr, epochs)
     if batch_size is not None:
         batch_size = check_int(batch_size, "batch_size", 1)
     momentum = finite_scalar(momentum, "momentum")
@@ -286,9 +352,39 @@ def options(
         seed = check_int(seed, "seed", 0)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    delta = loss_options(loss, delta)[1]
+    if isinstance(average, (bool, np.bool_)):
+        average_from = int(bool(average))
+    else:
+        average_from = check_int(average, "average", 0)
+    decay_intercept = check_flag(decay_intercept, "decay_intercept")
+    solver = check_choice(solver, "solver", SOLVERS)
+    if solver == "gram":
+        if exact:
+            raise ValueError("solver='gram' sums X^T X once, not in the reference's order: "
+                             "exact=True needs solver='stream' (or 'auto')")
+        if batch_size is not None or loss != "mse":
+            raise ValueError("solver='gram' is for full-batch GD on loss='mse': "
+                             "use batch_size=None and loss='mse', or solver='stream'")
     return Options(
-        lr, epochs, batch_size, momentum, dampening, nesterov, weight_decay, shuffle, seed, exact, callback
+        lr, epochs, batch_size, momentum, dampening, nesterov, weight_decay, shuffle, seed, exact, callback,
+        schedule, loss, delta, average_from, decay_intercept, solver,
     )
+
+
+def loss_options(loss: Any, delta: Any) -> tuple:
+    """``(loss code, delta)`` of the tutorial functions' ``loss`` and ``delta``."""
+    loss = check_choice(loss, "loss", tuple(LOSSES))
+    delta = finite_scalar(delta, "delta")
+    if delta <= 0:
+        raise ValueError(f"delta must be > 0, got {delta}")
+    return LOSSES[loss], delta
+
+
+def check_choice(value: Any, name: str, choices: tuple) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
 
 
 class Model(NamedTuple):

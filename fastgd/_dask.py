@@ -53,7 +53,7 @@ import numpy as np
 from fastgd import _checks, _registry
 from fastgd._orders import NATURAL
 from fastgd._result import Fit
-from fastgd._state import optimizer_arrays
+from fastgd._state import Training
 from fastgd.errors import DivergenceError, FitInterrupted, warn_if_runaway
 
 def _single_threaded_kernels(name: str) -> Any:
@@ -74,31 +74,33 @@ def _chunk_arrays(X: np.ndarray, y: np.ndarray, dtype: Any) -> Tuple[np.ndarray,
 
 def _chunk_sums(
     X: np.ndarray, y: np.ndarray, params: np.ndarray, fit_intercept: bool, backend: str,
-    exact: bool, want_gradient: bool = True,
+    exact: bool, loss_spec: np.ndarray, want_gradient: bool = True,
 ) -> np.ndarray:
-    """``[Σ r², Σ 2·x_j·r, (Σ 2·r)]`` (float64) over one chunk; runs in a worker."""
+    """``[Σ ℓ(r), Σ x_j·ℓ'(r), (Σ ℓ'(r))]`` (float64) over one chunk; runs in a worker."""
     kernels = _single_threaded_kernels(backend)
     X2, y1 = _chunk_arrays(X, y, params.dtype)
     # (numba's kernels serialise themselves under its workqueue threading layer.)
-    return kernels.sums(X2, y1, params, fit_intercept, exact, want_gradient)
+    return kernels.sums(X2, y1, params, fit_intercept, exact, want_gradient, loss_spec)
 
 
 def _chunk_steps(
-    X: np.ndarray, y: np.ndarray, params: np.ndarray, velocity: np.ndarray, steps: np.ndarray,
-    hyper: np.ndarray, nesterov: bool, fit_intercept: bool, exact: bool, batch_size: int,
-    rows: np.ndarray, backend: str,
-) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    X: np.ndarray, y: np.ndarray, carried: Tuple[np.ndarray, ...], hyper: np.ndarray, nesterov: bool,
+    fit_intercept: bool, exact: bool, batch_size: int, rows: np.ndarray, backend: str,
+    loss_spec: np.ndarray, decayed: int,
+) -> Tuple[Tuple[np.ndarray, ...], np.ndarray]:
     """The SGD steps over one chunk's rows in the order ``rows`` (empty: in
-    order); runs in the worker that holds the chunk. Returns the new
-    parameters, momentum buffer and step count (the inputs are not modified)."""
+    order); runs in the worker that holds the chunk. ``carried`` is what
+    travels from chunk to chunk: the parameters, momentum buffer, step count
+    and the running average with its counts (copied, never modified). Returns
+    the new ``carried`` and, on its own, the new parameters."""
     kernels = _single_threaded_kernels(backend)
-    X2, y1 = _chunk_arrays(X, y, params.dtype)
-    params, velocity, steps = params.copy(), velocity.copy(), steps.copy()
+    X2, y1 = _chunk_arrays(X, y, carried[0].dtype)
+    params, velocity, steps, average, averaged = (np.array(value, copy=True) for value in carried)
     grad = np.zeros_like(params)
     stop = np.zeros(1, dtype=np.int64)
     kernels.run_steps(X2, y1, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
-                      batch_size, rows, stop)
-    return params, velocity, steps
+                      batch_size, rows, stop, loss_spec, decayed, average, averaged)
+    return (params, velocity, steps, average, averaged), params
 
 
 def _in_chunk_order(partials: Any) -> np.ndarray:
@@ -207,7 +209,7 @@ def train(
     """Full-batch gradient descent over dask arrays (see the module docstring)."""
     import dask
 
-    from fastgd.kernels.numpy_kernels import _step
+    from fastgd.kernels.numpy_kernels import _average, _step
 
     fit_intercept = _checks.check_flag(fit_intercept, "fit_intercept")
     opts = _checks.options(**hyperparameters)
@@ -232,13 +234,16 @@ def train(
     x_blocks = X.to_delayed().ravel().tolist()
     y_blocks = y.to_delayed().ravel().tolist()
 
-    def round_trip(at: np.ndarray) -> np.ndarray:
+    arrays = Training(_checks.Problem(X, y, params, scalar_model, fit_intercept), opts, state)
+    a = arrays
+
+    def round_trip(at: np.ndarray, want_gradient: bool = True) -> np.ndarray:
         """Σ over all chunks, added in chunk order: one compute, one round trip."""
         sums = dask.delayed(_chunk_sums, pure=True)
-        tasks = [sums(xb, yb, at, fit_intercept, name, opts.exact) for xb, yb in zip(x_blocks, y_blocks)]
+        tasks = [sums(xb, yb, at, fit_intercept, name, opts.exact, a.loss_spec, want_gradient)
+                 for xb, yb in zip(x_blocks, y_blocks)]
         return _in_chunk_order(dask.compute(*tasks))
 
-    hyper, grad, velocity, steps = optimizer_arrays(params, opts, state)
     costs: List[float] = []
     chunk_sizes = list(X.chunks[0])
     rng = np.random.default_rng(opts.seed) if opts.shuffle else None
@@ -246,30 +251,36 @@ def train(
     def steps_epoch() -> float:
         """One epoch of (mini-)batch steps, chunk after chunk on the workers that
         hold them, then the cost over all chunks: one compute in all."""
-        run = dask.delayed(_chunk_steps, pure=True, nout=3)
+        run = dask.delayed(_chunk_steps, pure=True, nout=2)
         cost = dask.delayed(_chunk_sums, pure=True)
-        at, buffer, count = params, velocity, steps
+        carried = (params, a.velocity, a.steps, a.average, a.averaged)
+        moved = None
         for k, rows in _chunk_visits(chunk_sizes, rng):
-            at, buffer, count = run(x_blocks[k], y_blocks[k], at, buffer, count, hyper, opts.nesterov,
-                                    fit_intercept, opts.exact, opts.batch_size, rows, name)
-        tasks = [cost(xb, yb, at, fit_intercept, name, opts.exact, False) for xb, yb in zip(x_blocks, y_blocks)]
-        new_params, new_velocity, new_steps, *partials = dask.compute(at, buffer, count, *tasks)
-        params[:] = new_params
-        velocity[:] = new_velocity
-        steps[:] = new_steps
+            carried, moved = run(x_blocks[k], y_blocks[k], carried, a.hyper, opts.nesterov, fit_intercept,
+                                 opts.exact, opts.batch_size, rows, name, a.loss_spec, a.decayed)
+        tasks = [cost(xb, yb, moved, fit_intercept, name, opts.exact, a.loss_spec, False)
+                 for xb, yb in zip(x_blocks, y_blocks)]
+        final, *partials = dask.compute(carried, *tasks)
+        for target, value in zip((params, a.velocity, a.steps, a.average, a.averaged), final):
+            target[...] = value
         return _in_chunk_order(partials)[0]
 
     def batch_epoch() -> float:
         """One full-batch step (here), then the cost and gradient at its result."""
-        _step(params, grad, velocity, steps, hyper, opts.nesterov)
+        _step(params, a.grad, a.velocity, a.steps, a.hyper, opts.nesterov, a.decayed)
+        _average(params, a.steps, a.average, a.averaged)
         totals = round_trip(params)
-        grad[:] = totals[1:] / n
+        a.grad[:] = totals[1:] / n
         return totals[0]
 
-    def result(at: np.ndarray, epochs_run: int) -> Fit:
+    def result(at_previous: bool, epochs_run: int) -> Fit:
+        at = a.previous if at_previous else params
+        mean = a.mean(at_previous)
+        loss = costs[epochs_run] if mean is None else round_trip(mean, False)[0] / n
         return Fit.from_params(
-            at, n_features=d, scalar_model=scalar_model, fit_intercept=fit_intercept,
-            losses=costs[:epochs_run], loss=costs[epochs_run], epochs_run=epochs_run, backend=name,
+            at if mean is None else mean, n_features=d, scalar_model=scalar_model,
+            fit_intercept=fit_intercept, losses=costs[:epochs_run], loss=loss, epochs_run=epochs_run,
+            backend=name, last=None if mean is None else at,
         )
 
     totals = round_trip(params)
@@ -277,34 +288,36 @@ def train(
     if not np.isfinite(costs[0]):
         _raise_if_not_finite(x_blocks, y_blocks)
         raise DivergenceError(
-            "the loss of the starting parameters is not finite", epoch=0, fit=result(params, 0)
+            "the loss of the starting parameters is not finite", epoch=0, fit=result(False, 0)
         )
     if full_batch:
-        grad[:] = totals[1:] / n
+        a.grad[:] = totals[1:] / n
     run_epoch = batch_epoch if full_batch else steps_epoch
-    completed = params.copy()  # the parameters after the last epoch whose cost is in `costs`
     try:
         for epoch in range(opts.epochs):
+            a.hyper[0] = opts.rate(epoch)
             cost = run_epoch() / n
             costs.append(cost)
             if not np.isfinite(cost):
                 raise DivergenceError(
                     f"the loss became {cost} during epoch {epoch}; lower lr",
-                    epoch=epoch, fit=result(completed, epoch),
+                    epoch=epoch, fit=result(True, epoch),
                 )
-            completed = params.copy()
-            if opts.callback is not None and opts.callback(epoch, result(params, epoch + 1)):
+            a.previous[:] = params
+            a.average[1] = a.average[0]
+            a.averaged[1] = a.averaged[0]
+            if opts.callback is not None and opts.callback(epoch, result(False, epoch + 1)):
                 break
     except KeyboardInterrupt as exc:
         # Ctrl-C while the workers sum, or a KeyboardInterrupt from a callback.
         done = len(costs) - 1
         raise FitInterrupted(
-            f"fit interrupted after {done} epochs; .fit holds that state", fit=result(completed, done)
+            f"fit interrupted after {done} epochs; .fit holds that state", fit=result(True, done)
         ) from exc
     warn_if_runaway(costs)
     if state is not None:
-        state.save(velocity, steps[0])
-    return result(params, len(costs) - 1)
+        state.save(a.velocity, a.steps[0])
+    return result(False, len(costs) - 1)
 
 
 def _raise_if_not_finite(x_blocks: List[Any], y_blocks: List[Any]) -> None:

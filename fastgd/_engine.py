@@ -12,7 +12,7 @@ import numpy as np
 from fastgd import _checks, _registry
 from fastgd._orders import block_shuffled_segments, epoch_orders, segment_rows, shuffle_block
 from fastgd._result import Fit
-from fastgd._state import OptimizerState, optimizer_arrays
+from fastgd._state import OptimizerState, Training
 from fastgd.errors import DivergenceError, FitInterrupted, warn_if_runaway
 
 
@@ -125,13 +125,13 @@ def _serve(jobs: "queue.SimpleQueue") -> None:
             finished.set()
 
 
-def _interruptible(kernels: Any, work: float, function: Any, *args: Any) -> Any:
+def _interruptible(kernels: Any, work: float, stop: np.ndarray, function: Any, *args: Any) -> Any:
     """``function(*args)`` (``kernels.run_epochs`` or ``run_steps``), interruptible
     by Ctrl-C within a fraction of a second.
 
     A compiled call that holds the main thread cannot see a signal until it
     returns. Long calls on kernels that release the GIL and accept a stop
-    flag (their last argument) therefore run in a helper thread (one, kept
+    flag (``stop``, among their arguments) therefore run in a helper thread (one, kept
     for the process: :func:`_helper_jobs`); the main
     thread waits in short, interruptible joins, and on Ctrl-C sets the flag
     (the kernel checks it between blocks of samples), waits for the kernel to
@@ -150,7 +150,7 @@ def _interruptible(kernels: Any, work: float, function: Any, *args: Any) -> Any:
         while not finished.wait(0.05):
             pass
     except KeyboardInterrupt:
-        args[-1][0] = 1  # the stop flag
+        stop[0] = 1
         finished.wait()
         raise
     if "error" in outcome:
@@ -159,23 +159,26 @@ def _interruptible(kernels: Any, work: float, function: Any, *args: Any) -> Any:
 
 
 def _segmented_epoch(
-    kernels: Any, problem: _checks.Problem, opts: _checks.Options, batch_size: int, params: np.ndarray,
-    grad: np.ndarray, velocity: np.ndarray, steps: np.ndarray, previous: np.ndarray, hyper: np.ndarray,
-    segments: Any, costs: np.ndarray, stop: np.ndarray,
+    kernels: Any, problem: _checks.Problem, opts: _checks.Options, batch_size: int, arrays: Training,
+    rate: float, segments: Any, costs: np.ndarray,
 ) -> int:
     """One epoch fed to ``kernels.run_steps`` segment by segment, then its cost:
     ``run_epochs``' contract for one epoch (``costs[0]``, ``previous``, the
     number of finite epochs)."""
-    X, y = problem.X, problem.y
+    X, y, a = problem.X, problem.y, arrays
+    a.hyper[0] = rate
     for segment in segments:
-        if not _interruptible(kernels, float(segment.shape[0]) * X.shape[1], kernels.run_steps, X, y, params,
-                              grad, velocity, steps, hyper, opts.nesterov, problem.fit_intercept, opts.exact,
-                              batch_size, segment, stop):
+        if not _interruptible(kernels, float(segment.shape[0]) * X.shape[1], a.stop, kernels.run_steps, X, y,
+                              a.params, a.grad, a.velocity, a.steps, a.hyper, opts.nesterov,
+                              problem.fit_intercept, opts.exact, batch_size, segment, a.stop, a.loss_spec,
+                              a.decayed, a.average, a.averaged):
             return 0
-    costs[0] = kernels.sums(X, y, params, problem.fit_intercept, opts.exact, False)[0] / X.shape[0]
+    costs[0] = kernels.sums(X, y, a.params, problem.fit_intercept, opts.exact, False, a.loss_spec)[0] / X.shape[0]
     if not np.isfinite(costs[0]):
         return 0
-    previous[:] = params
+    a.previous[:] = a.params
+    a.average[1] = a.average[0]
+    a.averaged[1] = a.averaged[0]
     return 1
 
 
@@ -188,25 +191,31 @@ def run(
     n, d = X.shape
     full_batch = opts.batch_size is None or opts.batch_size >= n
     batch_size = n if full_batch else opts.batch_size
-    hyper, grad, velocity, steps = optimizer_arrays(params, opts, state)
-    previous = params.copy()
-    stop = np.zeros(1, dtype=np.int64)
+    check = getattr(kernels, "check_options", None)
+    if check is not None:
+        check(opts, full_batch)
+    arrays = Training(problem, opts, state)
 
-    def result(at: np.ndarray, epochs_run: int) -> Fit:
+    def result(at_previous: bool, epochs_run: int) -> Fit:
+        at = arrays.previous if at_previous else params
+        mean = arrays.mean(at_previous)
+        loss = history.loss(epochs_run)
+        if mean is not None:
+            loss = kernels.sums(X, y, mean, problem.fit_intercept, opts.exact, False, arrays.loss_spec)[0] / n
         return Fit.from_params(
-            at, n_features=d, scalar_model=problem.scalar_model, fit_intercept=problem.fit_intercept,
-            losses=history.losses(epochs_run), loss=history.loss(epochs_run), epochs_run=epochs_run,
-            backend=kernels.NAME,
+            at if mean is None else mean, n_features=d, scalar_model=problem.scalar_model,
+            fit_intercept=problem.fit_intercept, losses=history.losses(epochs_run), loss=loss,
+            epochs_run=epochs_run, backend=kernels.NAME, last=None if mean is None else at,
         )
 
-    totals = kernels.sums(X, y, params, problem.fit_intercept, opts.exact, full_batch)
+    totals = kernels.sums(X, y, params, problem.fit_intercept, opts.exact, full_batch, arrays.loss_spec)
     history = LossHistory(totals[0] / n)
     if not np.isfinite(history.loss(0)):
         raise DivergenceError(
-            "the loss of the starting parameters is not finite", epoch=0, fit=result(params, 0)
+            "the loss of the starting parameters is not finite", epoch=0, fit=result(False, 0)
         )
     if full_batch:
-        grad[:] = totals[1:] / n
+        arrays.grad[:] = totals[1:] / n
     # Memory-mapped data is shuffled block by block, so disk reads stay
     # sequential; its epochs go to the kernels in segments of the order, so
     # that memory stays bounded however many samples there are.
@@ -214,46 +223,51 @@ def run(
     orders = epoch_orders(n, opts.shuffle and not full_batch, opts.seed, block)
     segments = None
     if opts.shuffle and not full_batch and block is not None and n > block and hasattr(kernels, "run_steps"):
-        segments = block_shuffled_segments(n, opts.seed, block, segment_rows(batch_size, getattr(kernels, "BLOCK", 1)))
+        rows = segment_rows(batch_size, getattr(kernels, "BLOCK", 1))
+        segments = block_shuffled_segments(n, opts.seed, block, rows)
     # One kernel call runs many epochs, unless Python is needed between epochs
-    # (a callback, or a fresh permutation).
+    # (a callback, or a fresh permutation). Scheduled rates are evaluated for
+    # the epochs of a call before it.
     per_epoch = opts.callback is not None or (opts.shuffle and not full_batch)
     pending = None  # the slots of the kernel call in progress, if any
+    a = arrays
     try:
         while history.epochs < opts.epochs:
             count = 1 if per_epoch else min(opts.epochs - history.epochs, EPOCHS_PER_CALL)
+            rates = opts.rates(history.epochs, count).astype(np.float64, copy=False)
             pending = history.reserve(count)
             if segments is not None:
-                finite = _segmented_epoch(kernels, problem, opts, batch_size, params, grad, velocity, steps,
-                                          previous, hyper, next(segments), pending, stop)
+                finite = _segmented_epoch(kernels, problem, opts, batch_size, arrays, rates[0],
+                                          next(segments), pending)
             else:
                 finite = _interruptible(
-                    kernels, float(count) * X.size, kernels.run_epochs, X, y, params, grad, velocity, steps,
-                    previous, hyper, opts.nesterov, problem.fit_intercept, opts.exact, full_batch, batch_size,
-                    next(orders), pending, stop,
+                    kernels, float(count) * X.size, a.stop, kernels.run_epochs, X, y, params, a.grad,
+                    a.velocity, a.steps, a.previous, a.hyper, opts.nesterov, problem.fit_intercept,
+                    opts.exact, full_batch, batch_size, next(orders), pending, a.stop, rates, a.loss_spec,
+                    a.decayed, a.average, a.averaged,
                 )
             if finite < count:
                 broken = history.epochs + finite
                 raise DivergenceError(
                     f"the loss became {pending[finite]} during epoch {broken}; lower lr",
                     epoch=broken,
-                    fit=result(previous, broken),
+                    fit=result(True, broken),
                 )
             history.epochs += count
             pending = None
-            if opts.callback is not None and opts.callback(history.epochs - 1, result(params, history.epochs)):
+            if opts.callback is not None and opts.callback(history.epochs - 1, result(False, history.epochs)):
                 break
     except KeyboardInterrupt as exc:
         # `previous` is the state after the last epoch whose cost was stored.
         completed = history.epochs + (0 if pending is None else history.completed(pending))
         raise FitInterrupted(
             f"fit interrupted after {completed} epochs; .fit holds that state",
-            fit=result(previous, completed),
+            fit=result(True, completed),
         ) from exc
     if state is not None:
-        state.save(velocity, steps[0])
+        state.save(a.velocity, a.steps[0])
     warn_if_runaway(history.losses(history.epochs + 1))
-    return result(params, history.epochs)
+    return result(False, history.epochs)
 
 
 def _shape_output(values: np.ndarray, model: _checks.Model) -> Union[float, np.ndarray]:
@@ -271,27 +285,42 @@ def forward(x: Any, w: Any, b: Optional[float] = None) -> Union[float, np.ndarra
     return _shape_output(_predictions(model), model)
 
 
-def loss(x: Any, y: Any, w: Any, b: Optional[float] = None) -> Union[float, np.ndarray]:
+def loss(x: Any, y: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
+         delta: float = 1.0) -> Union[float, np.ndarray]:
+    kind, delta = _checks.loss_options(loss, delta)
     model = _checks.model_inputs(x, w, b)
     targets = _checks.targets(y, model)
     residuals = _predictions(model) - targets
-    return _shape_output(residuals * residuals, model)
+    if kind == 0:
+        values = residuals * residuals
+    elif kind == 1:
+        size = np.abs(residuals)
+        half = residuals.dtype.type(0.5)
+        limit = residuals.dtype.type(delta)
+        values = np.where(size < limit, half * (residuals * residuals), limit * (size - half * limit))
+    else:
+        values = np.abs(residuals)
+    return _shape_output(values, model)
 
 
-def _model_sums(xs: Any, ys: Any, w: Any, b: Any, want_gradient: bool):
+def _model_sums(xs: Any, ys: Any, w: Any, b: Any, want_gradient: bool, loss: str, delta: float):
+    kind, delta = _checks.loss_options(loss, delta)
     model = _checks.model_inputs(xs, w, b, x_name="xs")
     targets = _checks.targets(ys, model, "ys", "xs")
+    loss_spec = np.array([kind, delta, 0.5], dtype=model.X.dtype)
     totals = _registry.kernels().sums(model.X, targets, model.params, model.has_intercept, False,
-                                      want_gradient)
+                                      want_gradient, loss_spec)
     return model, totals / model.X.shape[0]
 
 
-def cost(xs: Any, ys: Any, w: Any, b: Optional[float] = None) -> float:
-    return float(_model_sums(xs, ys, w, b, False)[1][0])
+def cost(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
+         delta: float = 1.0) -> float:
+    return float(_model_sums(xs, ys, w, b, False, loss, delta)[1][0])
 
 
-def gradient(xs: Any, ys: Any, w: Any, b: Optional[float] = None) -> Any:
-    model, means = _model_sums(xs, ys, w, b, True)
+def gradient(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
+             delta: float = 1.0) -> Any:
+    model, means = _model_sums(xs, ys, w, b, True, loss, delta)
     d = model.X.shape[1]
     dw = float(means[1]) if model.scalar_model else means[1 : 1 + d].astype(model.X.dtype)
     return (dw, float(means[1 + d])) if model.has_intercept else dw

@@ -79,6 +79,12 @@ def _import_backend(name: str) -> Tuple[Optional[ModuleType], Optional[str]]:
     return module, reason
 
 
+def load(name: str) -> Tuple[Optional[ModuleType], Optional[str]]:
+    """The kernel module of backend ``name`` (loaded once, no fallback) and,
+    when it cannot run here, None and why."""
+    return _load(_check_name(name))
+
+
 def _check_name(name: str) -> str:
     if not isinstance(name, str) or name.lower() not in NAMES:
         raise ValueError(f"backend must be one of {', '.join(NAMES)}; got {name!r}")

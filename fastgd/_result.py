@@ -24,6 +24,10 @@ class Fit:
         Number of epochs completed.
     backend : str
         Name of the backend that computed it.
+    w_last, b_last : float or ndarray, and float or None
+        The last iterate. Equal to ``w``/``b`` unless ``average`` was asked
+        for: then ``w``/``b`` are the running mean of the iterates (SPEC §7),
+        ``losses`` are the iterates' costs and ``loss`` is the cost of ``w``/``b``.
 
     Examples
     --------
@@ -33,7 +37,7 @@ class Fit:
     (2.0, 50)
     """
 
-    __slots__ = ("w", "b", "losses", "loss", "epochs_run", "backend")
+    __slots__ = ("w", "b", "losses", "loss", "epochs_run", "backend", "w_last", "b_last")
 
     def __init__(
         self,
@@ -43,6 +47,8 @@ class Fit:
         loss: float,
         epochs_run: int,
         backend: str,
+        w_last: Any = None,
+        b_last: Optional[float] = None,
     ) -> None:
         self.w = w
         self.b = b
@@ -50,6 +56,9 @@ class Fit:
         self.loss = loss
         self.epochs_run = epochs_run
         self.backend = backend
+        same = w_last is None
+        self.w_last = (w if isinstance(w, float) else np.array(w, copy=True)) if same else w_last
+        self.b_last = b if same else b_last
 
     @classmethod
     def from_params(
@@ -63,13 +72,20 @@ class Fit:
         loss: float,
         epochs_run: int,
         backend: str,
+        last: Any = None,
     ) -> "Fit":
-        """Build a Fit from a flat parameter vector ``[w_0 .. w_{d-1}, (b)]``."""
-        if scalar_model:
-            w: Union[float, np.ndarray] = float(params[0])
-        else:
-            w = np.array(params[:n_features], copy=True)
-        b = float(params[n_features]) if fit_intercept else None
+        """Build a Fit from a flat parameter vector ``[w_0 .. w_{d-1}, (b)]``
+        (and ``last``, the last iterate's, when ``params`` is an average)."""
+
+        def split(flat: Any) -> tuple:
+            if scalar_model:
+                w: Union[float, np.ndarray] = float(flat[0])
+            else:
+                w = np.array(flat[:n_features], copy=True)
+            return w, (float(flat[n_features]) if fit_intercept else None)
+
+        w, b = split(params)
+        w_last, b_last = split(last) if last is not None else (None, None)
         return cls(
             w,
             b,
@@ -77,6 +93,8 @@ class Fit:
             float(loss),
             int(epochs_run),
             backend,
+            w_last,
+            b_last,
         )
 
     def predict(self, X: Any) -> Union[float, np.ndarray]:
@@ -94,7 +112,9 @@ class Fit:
 
     def __setstate__(self, state: dict) -> None:
         for name in self.__slots__:
-            setattr(self, name, state[name])
+            setattr(self, name, state.get(name))
+        if state.get("w_last") is None:  # pickled before averaging existed
+            self.w_last, self.b_last = self.w, self.b
 
     def __repr__(self) -> str:
         w = self.w if isinstance(self.w, float) else np.array2string(

@@ -65,3 +65,36 @@ def optimizer_arrays(params: np.ndarray, opts: Any, state: Optional[OptimizerSta
         velocity[:] = start
         steps[0] = state.steps
     return hyper, grad, velocity, steps
+
+
+class Training:
+    """The arrays a fit's kernels work on, by name (all in the training dtype
+    unless said otherwise).
+
+    ``params``/``previous``: the parameters now and after the last epoch with
+    a finite cost; ``grad``, ``velocity``, ``steps`` (int64[1]) and ``hyper``
+    (``[lr, momentum, 1 - dampening, weight_decay]``): the optimizer's;
+    ``loss_spec``: ``[loss code, delta, 0.5]``; ``decayed``: how many
+    parameters take weight decay; ``average`` (2, p): the running mean of the
+    iterates and its copy at ``previous``, ``averaged`` (int64[3]): their
+    update counts and the global step averaging starts from (0: none);
+    ``stop`` (int64[1]): set to end a kernel call early.
+    """
+
+    def __init__(self, problem: Any, opts: Any, state: Optional[OptimizerState]) -> None:
+        params = problem.params
+        d, p = problem.n_features, problem.params.shape[0]
+        self.params = params
+        self.hyper, self.grad, self.velocity, self.steps = optimizer_arrays(params, opts, state)
+        self.previous = params.copy()
+        self.loss_spec = np.array([opts.loss_kind, opts.delta, 0.5], dtype=params.dtype)
+        self.decayed = d if (problem.fit_intercept and not opts.decay_intercept) else p
+        self.average = np.zeros((2, p), dtype=params.dtype)
+        first = int(self.steps[0]) + opts.average_from if opts.average_from else 0
+        self.averaged = np.array([0, 0, first], dtype=np.int64)
+        self.stop = np.zeros(1, dtype=np.int64)
+
+    def mean(self, at_previous: bool) -> Optional[np.ndarray]:
+        """The running mean of the iterates (now, or at ``previous``); None before any update."""
+        row = 1 if at_previous else 0
+        return self.average[row] if self.averaged[row] > 0 else None

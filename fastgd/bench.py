@@ -193,7 +193,7 @@ def missing_peer_notes(peers: Sequence[str]) -> List[str]:
 def _kernel_module(name: str) -> Any:
     from fastgd import _registry
 
-    module, reason = _registry._load(name)
+    module, reason = _registry.load(name)
     if module is None:
         raise RuntimeError(f"backend {name} is unavailable: {reason}")
     return module
@@ -220,31 +220,33 @@ def _intercept(kernel: str, d: int) -> bool:
 
 
 def _backend_call(module: Any, kernel: str, X: np.ndarray, y: np.ndarray) -> Callable[[], Any]:
-    """One epoch (or one sums pass) of ``kernel`` on the kernel interface."""
+    """One epoch (or one sums pass) of ``kernel`` on the kernel interface, with
+    the engine's own arrays (fastgd._engine.Training)."""
+    from fastgd import _checks
+    from fastgd._state import Training
+
     n, d = X.shape
-    dtype = X.dtype
     fit_intercept = _intercept(kernel, d)
-    params = np.zeros(d + int(fit_intercept), dtype=dtype)
-    if kernel == "sums":
-        return lambda: module.sums(X, y, params, False, False, True)
-    lr = _rates(d)[kernel]
-    hyper = np.array([lr, 0.0, 1.0, 0.0], dtype=dtype)
-    grad = np.zeros_like(params)
-    velocity = np.zeros_like(params)
-    previous = params.copy()
-    steps = np.zeros(1, dtype=np.int64)
-    costs = np.empty(1, dtype=np.float64)
-    order = np.empty(0, dtype=np.int64)
-    stop = np.zeros(1, dtype=np.int64)
     full_batch = kernel == "gd"
-    batch = {"gd": n, "sgd": 1, "sgd-exact": 1, "minibatch": MINIBATCH}[kernel]
+    batch = {"sums": None, "gd": None, "sgd": 1, "sgd-exact": 1, "minibatch": MINIBATCH}[kernel]
     exact = kernel == "sgd-exact"
+    lr = _rates(d).get(kernel, 0.1)
+    problem = _checks.Problem(X, y, np.zeros(d + int(fit_intercept), dtype=X.dtype), False, fit_intercept)
+    opts = _checks.options(lr=lr, epochs=1, batch_size=batch, momentum=0.0, dampening=0.0, nesterov=False,
+                           weight_decay=0.0, shuffle=False, seed=None, exact=exact, callback=None)
+    a = Training(problem, opts, None)
+    if kernel == "sums":
+        return lambda: module.sums(X, y, a.params, False, False, True, a.loss_spec)
+    costs = np.empty(1, dtype=np.float64)
+    rates = opts.rates(0, 1)
+    order = np.empty(0, dtype=np.int64)
     if full_batch:
-        grad[:] = (module.sums(X, y, params, fit_intercept, False, True)[1:] / n).astype(dtype)
+        a.grad[:] = (module.sums(X, y, a.params, fit_intercept, False, True, a.loss_spec)[1:] / n).astype(X.dtype)
 
     def call():
-        finite = module.run_epochs(X, y, params, grad, velocity, steps, previous, hyper, False,
-                                   fit_intercept, exact, full_batch, batch, order, costs, stop)
+        finite = module.run_epochs(X, y, a.params, a.grad, a.velocity, a.steps, a.previous, a.hyper, False,
+                                   fit_intercept, exact, full_batch, n if full_batch else batch, order, costs,
+                                   a.stop, rates, a.loss_spec, a.decayed, a.average, a.averaged)
         if finite != 1:
             raise RuntimeError(f"bench: {module.NAME} {kernel} diverged")
 

@@ -49,6 +49,19 @@ def _predict_row(row: Sequence[float], params: Sequence[float], d: int, intercep
     return pred
 
 
+def _huber(r: float, delta: float) -> tuple:
+    """torch's ``HuberLoss(delta)`` of one residual and its derivative."""
+    a = abs(r)
+    if a < delta:
+        return 0.5 * (r * r), r
+    return delta * (a - 0.5 * delta), (delta if r > 0 else -delta)
+
+
+def _l1(r: float) -> tuple:
+    """torch's ``L1Loss`` of one residual and its derivative (0 at r = 0)."""
+    return abs(r), (1.0 if r > 0 else (-1.0 if r < 0 else 0.0))
+
+
 def _sums(
     rows: List[List[float]],
     ys: List[float],
@@ -56,19 +69,35 @@ def _sums(
     params: Sequence[float],
     intercept: bool,
     want_gradient: bool,
+    loss: str = "mse",
+    delta: float = 1.0,
 ) -> List[float]:
-    """``[Σ r², Σ 2 x_0 r, ..., (Σ 2 r)]`` over ``indices``, in that order."""
+    """``[Σ ℓ(r), Σ x_0 ℓ'(r), ..., (Σ ℓ'(r))]`` over ``indices``, in that order.
+
+    ``mse``: ``ℓ = r * r``, and the gradient terms are ``2 * x_j * r`` and
+    ``2 * r`` (the tutorial's). ``huber``/``l1``: ``ℓ`` and ``ℓ'`` from
+    :func:`_huber` / :func:`_l1`, the terms ``x_j * ℓ'`` and ``ℓ'``.
+    """
     d = len(rows[0])
     sums = [0.0] * (1 + len(params))
     for i in indices:
         row = rows[i]
         r = _predict_row(row, params, d, intercept) - ys[i]
-        sums[0] += r * r
+        if loss == "mse":
+            sums[0] += r * r
+            if want_gradient:
+                for j in range(d):
+                    sums[1 + j] += 2 * row[j] * r
+                if intercept:
+                    sums[1 + d] += 2 * r
+            continue
+        value, slope = _huber(r, delta) if loss == "huber" else _l1(r)
+        sums[0] += value
         if want_gradient:
             for j in range(d):
-                sums[1 + j] += 2 * row[j] * r
+                sums[1 + j] += row[j] * slope
             if intercept:
-                sums[1 + d] += 2 * r
+                sums[1 + d] += slope
     return sums
 
 
@@ -78,11 +107,14 @@ def _step(
     velocity: List[float],
     first_step: bool,
     opts: _checks.Options,
+    lr: float,
+    decayed: int,
 ) -> None:
-    """One ``torch.optim.SGD`` step, in place."""
+    """One ``torch.optim.SGD`` step at rate ``lr``, in place; weight decay on
+    the first ``decayed`` parameters (all, or all but the intercept)."""
     for j in range(len(params)):
         g = grad[j]
-        if opts.weight_decay != 0:
+        if opts.weight_decay != 0 and j < decayed:
             g = g + opts.weight_decay * params[j]
         if opts.momentum != 0:
             if first_step:
@@ -90,7 +122,16 @@ def _step(
             else:
                 velocity[j] = opts.momentum * velocity[j] + (1 - opts.dampening) * g
             g = g + opts.momentum * velocity[j] if opts.nesterov else velocity[j]
-        params[j] = params[j] - opts.lr * g
+        params[j] = params[j] - lr * g
+
+
+def _average(average: List[float], params: Sequence[float], count: int) -> None:
+    """torch's ``AveragedModel.update_parameters`` after ``count`` earlier updates."""
+    if count == 0:
+        average[:] = params
+        return
+    for j in range(len(params)):
+        average[j] = average[j] + (params[j] - average[j]) / (count + 1)
 
 
 def fit(
@@ -111,6 +152,11 @@ def fit(
     seed: Optional[int] = None,
     exact: bool = False,
     callback: Optional[Callable[[int, Fit], Any]] = None,
+    loss: str = "mse",
+    delta: float = 1.0,
+    average: Union[bool, int] = False,
+    decay_intercept: bool = True,
+    solver: str = "auto",
 ) -> Fit:
     """Train ``y ≈ X·w (+ b)`` by gradient descent on the mean squared error.
 
@@ -120,7 +166,10 @@ def fit(
         Samples; 1-D is the tutorial's scalar-feature model.
     y : array-like of shape (n,)
         Targets.
-    lr, momentum, dampening, nesterov, weight_decay
+    lr : float, sequence of floats, or callable
+        As ``torch.optim.SGD``; or one rate per epoch (a sequence, or
+        ``lr(epoch)``, e.g. from :mod:`fastgd.schedules`).
+    momentum, dampening, nesterov, weight_decay
         As ``torch.optim.SGD``.
     epochs : int
         Passes over the data.
@@ -135,6 +184,17 @@ def fit(
         Accepted for signature compatibility; the reference is always exact.
     callback : callable ``callback(epoch, fit_so_far)``
         Called after every epoch; returning True stops training.
+    loss : {"mse", "huber", "l1"}
+        torch's ``MSELoss``, ``HuberLoss(delta=delta)``, ``L1Loss`` (means).
+    delta : float
+        The Huber threshold.
+    average : bool or int
+        True (or k): return the mean of the parameters after every step (from
+        step k on), as torch's ``AveragedModel``; ``Fit.w_last`` is the last iterate.
+    decay_intercept : bool
+        False: weight decay on ``w`` only (the bias in its own parameter group).
+    solver : {"auto", "stream", "gram"}
+        Accepted for signature compatibility; the reference always streams.
 
     Returns
     -------
@@ -151,6 +211,7 @@ def fit(
         X, y, lr=lr, epochs=epochs, batch_size=batch_size, w0=w0, b0=b0,
         fit_intercept=fit_intercept, momentum=momentum, dampening=dampening, nesterov=nesterov,
         weight_decay=weight_decay, shuffle=shuffle, seed=seed, exact=exact, callback=callback,
+        loss=loss, delta=delta, average=average, decay_intercept=decay_intercept, solver=solver,
     )
 
 
@@ -182,50 +243,72 @@ def _fit(
     # Memory-mapped data is shuffled block by block, so disk reads stay sequential.
     orders = epoch_orders(n, opts.shuffle and not full_batch, opts.seed, shuffle_block(problem.X))
 
-    def result(at: List[float], costs: List[float], epochs_run: int) -> Fit:
+    decayed = d if (intercept and not opts.decay_intercept) else len(params)
+    average: List[float] = []
+    averaged = 0  # updates of the average so far
+    taken = 0  # steps of this fit
+
+    def cost_at(at: Sequence[float]) -> float:
+        return _sums(rows, ys, everything, at, intercept, False, opts.loss, opts.delta)[0] / n
+
+    def result(at: List[float], costs: List[float], epochs_run: int, mean: Sequence[float] = (),
+               mean_cost: Optional[float] = None) -> Fit:
+        if not mean:
+            return Fit.from_params(
+                at, n_features=d, scalar_model=problem.scalar_model, fit_intercept=intercept,
+                losses=costs[:epochs_run], loss=costs[epochs_run], epochs_run=epochs_run,
+                backend=BACKEND,
+            )
         return Fit.from_params(
-            at, n_features=d, scalar_model=problem.scalar_model, fit_intercept=intercept,
-            losses=costs[:epochs_run], loss=costs[epochs_run], epochs_run=epochs_run,
-            backend=BACKEND,
+            mean, n_features=d, scalar_model=problem.scalar_model, fit_intercept=intercept,
+            losses=costs[:epochs_run], loss=cost_at(mean) if mean_cost is None else mean_cost,
+            epochs_run=epochs_run, backend=BACKEND, last=at,
         )
 
-    costs = [_sums(rows, ys, everything, params, intercept, False)[0] / n]
+    costs = [cost_at(params)]
     if not math.isfinite(costs[0]):
         raise DivergenceError(
             "the loss of the starting parameters is not finite", epoch=0, fit=result(params, costs, 0)
         )
     steps = 0 if start is None else state.steps
     previous = list(params)  # the last state whose cost was finite
+    previous_average: List[float] = []
     try:
         for epoch in range(opts.epochs):
+            lr = opts.rate(epoch)
             order = next(orders)
             visit = order.tolist() if len(order) else everything
             for start in range(0, n, batch):
                 indices = visit[start : start + batch]
-                sums = _sums(rows, ys, indices, params, intercept, True)
+                sums = _sums(rows, ys, indices, params, intercept, True, opts.loss, opts.delta)
                 grad = [s / len(indices) for s in sums[1:]]
-                _step(params, grad, velocity, steps == 0, opts)
+                _step(params, grad, velocity, steps == 0, opts, lr, decayed)
                 steps += 1
-            epoch_cost = _sums(rows, ys, everything, params, intercept, False)[0] / n
+                taken += 1
+                if opts.average_from and taken >= opts.average_from:
+                    _average(average, params, averaged)
+                    averaged += 1
+            epoch_cost = cost_at(params)
             if not math.isfinite(epoch_cost):
                 raise DivergenceError(
                     f"the loss became {epoch_cost} during epoch {epoch}; lower lr",
                     epoch=epoch,
-                    fit=result(previous, costs, epoch),
+                    fit=result(previous, costs, epoch, previous_average),
                 )
             costs.append(epoch_cost)
             previous = list(params)
-            if opts.callback is not None and opts.callback(epoch, result(params, costs, epoch + 1)):
+            previous_average = list(average)
+            if opts.callback is not None and opts.callback(epoch, result(params, costs, epoch + 1, average)):
                 break
     except KeyboardInterrupt as exc:
         raise FitInterrupted(
             f"fit interrupted after {len(costs) - 1} epochs; .fit holds that state",
-            fit=result(previous, costs, len(costs) - 1),
+            fit=result(previous, costs, len(costs) - 1, previous_average),
         ) from exc
     if state is not None:
         state.save(velocity, steps)
     warn_if_runaway(costs)
-    return result(params, costs, len(costs) - 1)
+    return result(params, costs, len(costs) - 1, average)
 
 
 def gd(
@@ -245,6 +328,11 @@ def gd(
     seed: Optional[int] = None,
     exact: bool = False,
     callback: Optional[Callable[[int, Fit], Any]] = None,
+    loss: str = "mse",
+    delta: float = 1.0,
+    average: Union[bool, int] = False,
+    decay_intercept: bool = True,
+    solver: str = "auto",
 ) -> Fit:
     """Full-batch gradient descent: :func:`fit` with ``batch_size=None``.
 
@@ -260,7 +348,8 @@ def gd(
     return fit(
         X, y, batch_size=None, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
         momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
-        shuffle=shuffle, seed=seed, exact=exact, callback=callback,
+        shuffle=shuffle, seed=seed, exact=exact, callback=callback, loss=loss, delta=delta,
+        average=average, decay_intercept=decay_intercept, solver=solver,
     )
 
 
@@ -281,6 +370,11 @@ def sgd(
     seed: Optional[int] = None,
     exact: bool = False,
     callback: Optional[Callable[[int, Fit], Any]] = None,
+    loss: str = "mse",
+    delta: float = 1.0,
+    average: Union[bool, int] = False,
+    decay_intercept: bool = True,
+    solver: str = "auto",
 ) -> Fit:
     """Per-sample stochastic gradient descent: :func:`fit` with ``batch_size=1``.
 
@@ -296,7 +390,8 @@ def sgd(
     return fit(
         X, y, batch_size=1, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
         momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
-        shuffle=shuffle, seed=seed, exact=exact, callback=callback,
+        shuffle=shuffle, seed=seed, exact=exact, callback=callback, loss=loss, delta=delta,
+        average=average, decay_intercept=decay_intercept, solver=solver,
     )
 
 
@@ -318,6 +413,11 @@ def minibatch_sgd(
     seed: Optional[int] = None,
     exact: bool = False,
     callback: Optional[Callable[[int, Fit], Any]] = None,
+    loss: str = "mse",
+    delta: float = 1.0,
+    average: Union[bool, int] = False,
+    decay_intercept: bool = True,
+    solver: str = "auto",
 ) -> Fit:
     """Mini-batch SGD: :func:`fit` with batches of ``batch_size`` samples.
 
@@ -330,7 +430,8 @@ def minibatch_sgd(
     return fit(
         X, y, batch_size=batch_size, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
         momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
-        shuffle=shuffle, seed=seed, exact=exact, callback=callback,
+        shuffle=shuffle, seed=seed, exact=exact, callback=callback, loss=loss, delta=delta,
+        average=average, decay_intercept=decay_intercept, solver=solver,
     )
 
 def _shape_output(values: List[float], model: _checks.Model) -> Any:
@@ -357,7 +458,8 @@ def forward(x: Any, w: Any, b: Optional[float] = None) -> Union[float, Any]:
     return _shape_output(preds, model)
 
 
-def loss(x: Any, y: Any, w: Any, b: Optional[float] = None) -> Union[float, Any]:
+def loss(x: Any, y: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
+         delta: float = 1.0) -> Union[float, Any]:
     """Squared error ``(x·w (+ b) − y)²`` of one sample (or of each sample).
 
     Examples
@@ -366,6 +468,7 @@ def loss(x: Any, y: Any, w: Any, b: Optional[float] = None) -> Union[float, Any]
     >>> reference.loss(3.0, 6.0, 1.0)
     9.0
     """
+    kind, delta = _checks.loss_options(loss, delta)
     model = _checks.model_inputs(x, w, b)
     ys = _checks.targets(y, model).tolist()
     params = model.params.astype(float).tolist()
@@ -373,11 +476,12 @@ def loss(x: Any, y: Any, w: Any, b: Optional[float] = None) -> Union[float, Any]
     errors = []
     for row, target in zip(model.X.tolist(), ys):
         r = _predict_row(row, params, d, model.has_intercept) - target
-        errors.append(r * r)
+        errors.append(r * r if kind == 0 else (_huber(r, delta) if kind == 1 else _l1(r))[0])
     return _shape_output(errors, model)
 
 
-def cost(xs: Any, ys: Any, w: Any, b: Optional[float] = None) -> float:
+def cost(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
+         delta: float = 1.0) -> float:
     """Mean squared error over all samples.
 
     Examples
@@ -386,14 +490,17 @@ def cost(xs: Any, ys: Any, w: Any, b: Optional[float] = None) -> float:
     >>> round(reference.cost([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], 1.0), 6)
     4.666667
     """
+    delta = _checks.loss_options(loss, delta)[1]
     model = _checks.model_inputs(xs, w, b, x_name="xs")
     targets = _checks.targets(ys, model, "ys", "xs").tolist()
     rows = model.X.tolist()
     params = model.params.astype(float).tolist()
-    return _sums(rows, targets, range(len(rows)), params, model.has_intercept, False)[0] / len(rows)
+    return _sums(rows, targets, range(len(rows)), params, model.has_intercept, False, loss,
+                 delta)[0] / len(rows)
 
 
-def gradient(xs: Any, ys: Any, w: Any, b: Optional[float] = None) -> Any:
+def gradient(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
+             delta: float = 1.0) -> Any:
     """Gradient of :func:`cost`: ``∂w``, or ``(∂w, ∂b)`` when ``b`` is given.
 
     Examples
@@ -409,7 +516,8 @@ def gradient(xs: Any, ys: Any, w: Any, b: Optional[float] = None) -> Any:
     rows = model.X.tolist()
     n, d = model.X.shape
     params = model.params.astype(float).tolist()
-    sums = _sums(rows, targets, range(n), params, model.has_intercept, True)
+    delta = _checks.loss_options(loss, delta)[1]
+    sums = _sums(rows, targets, range(n), params, model.has_intercept, True, loss, delta)
     grad = [s / n for s in sums[1:]]
     dw = grad[0] if model.scalar_model else np.array(grad[:d])
     return (dw, grad[d]) if model.has_intercept else dw

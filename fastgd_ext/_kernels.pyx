@@ -18,7 +18,7 @@ setup.py. The build passes ``-ffp-contract=off``: no FMA contraction.
 from cython cimport floating
 from cython.parallel cimport prange
 from cpython.exc cimport PyErr_CheckSignals
-from libc.math cimport isfinite
+from libc.math cimport fabs, isfinite
 from libc.stdint cimport int64_t
 
 import numpy as np
@@ -235,6 +235,66 @@ cdef void _accumulate(const floating[:, ::1] X, const floating[::1] y, const flo
     out[0] = cost_sum
 
 
+cdef inline void _loss_terms(floating r, const floating[::1] loss_spec, floating* value,
+                             floating* slope) noexcept nogil:
+    """``ℓ(r)`` and ``ℓ'(r)`` of torch's ``HuberLoss(delta)`` (kind 1) or
+    ``L1Loss`` (kind 2); ``loss_spec = [kind, delta, 0.5]`` (numba's ``_loss_terms``)."""
+    cdef floating delta = loss_spec[1]
+    cdef floating half = loss_spec[2]
+    cdef floating a = fabs(r)
+    cdef floating one
+    if <int>loss_spec[0] == 1:
+        if a < delta:
+            value[0] = half * (r * r)
+            slope[0] = r
+        else:
+            value[0] = delta * (a - half * delta)
+            slope[0] = delta if r > 0 else -delta
+        return
+    one = half + half
+    value[0] = a
+    if r > 0:
+        slope[0] = one
+    elif r < 0:
+        slope[0] = -one
+    else:
+        slope[0] = r - r
+
+
+cdef void _accumulate_loss(const floating[:, ::1] X, const floating[::1] y, const floating[::1] params,
+                           bint fit_intercept, bint want_gradient, const int64_t[::1] order, Py_ssize_t start,
+                           Py_ssize_t stop, bint lanes, const floating[::1] loss_spec,
+                           double* out) noexcept nogil:
+    """``_accumulate`` for the Huber and L1 losses (numba's ``_accumulate_loss``)."""
+    cdef Py_ssize_t d = X.shape[1]
+    cdef Py_ssize_t i, j, k
+    cdef floating r, value, slope
+    cdef floating zero = 0.0
+    for k in range(start, stop):
+        i = _row(order, k)
+        if lanes:
+            r = _dot_lanes(X, i, params, d, fit_intercept, zero) - y[i]
+        else:
+            r = _predict_row(X, i, params, d, fit_intercept) - y[i]
+        _loss_terms(r, loss_spec, &value, &slope)
+        out[0] += value
+        if want_gradient:
+            for j in range(d):
+                out[1 + j] += X[i, j] * slope
+            if fit_intercept:
+                out[1 + d] += slope
+
+
+cdef inline void _accumulate_any(const floating[:, ::1] X, const floating[::1] y, const floating[::1] params,
+                                 bint fit_intercept, bint want_gradient, const int64_t[::1] order,
+                                 Py_ssize_t start, Py_ssize_t stop, bint lanes,
+                                 const floating[::1] loss_spec, double* out) noexcept nogil:
+    if <int>loss_spec[0] == 0:
+        _accumulate(X, y, params, fit_intercept, want_gradient, order, start, stop, lanes, out)
+    else:
+        _accumulate_loss(X, y, params, fit_intercept, want_gradient, order, start, stop, lanes, loss_spec, out)
+
+
 cdef void _accumulate_lanes(const floating[:, ::1] X, const floating[::1] y, floating w, bint want_gradient,
                             Py_ssize_t start, Py_ssize_t stop, double* out) noexcept nogil:
     """Default-mode block sums for one feature without intercept: row ``start + k``
@@ -315,10 +375,11 @@ cdef void _accumulate_lanes(const floating[:, ::1] X, const floating[::1] y, flo
 
 
 cdef void _blocked_sums(const floating[:, ::1] X, const floating[::1] y, const floating[::1] params,
-                        bint fit_intercept, bint want_gradient, double[:, ::1] partials) noexcept nogil:
+                        bint fit_intercept, bint want_gradient, const floating[::1] loss_spec,
+                        double[:, ::1] partials) noexcept nogil:
     cdef Py_ssize_t n = X.shape[0]
     cdef Py_ssize_t d = X.shape[1]
-    cdef bint lanes = d == 1 and not fit_intercept
+    cdef bint lanes = d == 1 and not fit_intercept and <int>loss_spec[0] == 0
     cdef bint dot_lanes = d >= _LANES_MIN_FEATURES
     cdef Py_ssize_t blk, start, stop
     for blk in prange(partials.shape[0], schedule="static"):
@@ -327,8 +388,8 @@ cdef void _blocked_sums(const floating[:, ::1] X, const floating[::1] y, const f
         if lanes:
             _accumulate_lanes(X, y, params[0], want_gradient, start, stop, &partials[blk, 0])
         else:
-            _accumulate(X, y, params, fit_intercept, want_gradient, _NATURAL, start, stop, dot_lanes,
-                        &partials[blk, 0])
+            _accumulate_any(X, y, params, fit_intercept, want_gradient, _NATURAL, start, stop, dot_lanes,
+                            loss_spec, &partials[blk, 0])
 
 
 cdef inline Py_ssize_t _n_blocks(Py_ssize_t n, bint exact) noexcept nogil:
@@ -339,8 +400,8 @@ cdef inline Py_ssize_t _n_blocks(Py_ssize_t n, bint exact) noexcept nogil:
 
 
 cdef void _sums(const floating[:, ::1] X, const floating[::1] y, const floating[::1] params,
-                bint fit_intercept, bint exact, bint want_gradient, double[:, ::1] partials,
-                double[::1] out) noexcept nogil:
+                bint fit_intercept, bint exact, bint want_gradient, const floating[::1] loss_spec,
+                double[:, ::1] partials, double[::1] out) noexcept nogil:
     """numba's ``sums`` into ``out``; ``partials`` has ``_n_blocks(n, exact)`` rows."""
     cdef Py_ssize_t n = X.shape[0]
     cdef Py_ssize_t width = 1 + params.shape[0]
@@ -348,13 +409,13 @@ cdef void _sums(const floating[:, ::1] X, const floating[::1] y, const floating[
     for k in range(width):
         out[k] = 0.0
     if exact or n <= _BLOCK:
-        _accumulate(X, y, params, fit_intercept, want_gradient, _NATURAL, 0, n, False, &out[0])
+        _accumulate_any(X, y, params, fit_intercept, want_gradient, _NATURAL, 0, n, False, loss_spec, &out[0])
         return
     n_blocks = (n + _BLOCK - 1) // _BLOCK
     for blk in range(n_blocks):
         for k in range(width):
             partials[blk, k] = 0.0
-    _blocked_sums(X, y, params, fit_intercept, want_gradient, partials)
+    _blocked_sums(X, y, params, fit_intercept, want_gradient, loss_spec, partials)
     for k in range(width):
         out[k] = partials[0, k]
     for blk in range(1, n_blocks):
@@ -363,13 +424,13 @@ cdef void _sums(const floating[:, ::1] X, const floating[::1] y, const floating[
 
 
 def sums(const floating[:, ::1] X, const floating[::1] y, const floating[::1] params, bint fit_intercept,
-         bint exact, bint want_gradient):
+         bint exact, bint want_gradient, const floating[::1] loss_spec):
     """``[Σ r², Σ 2 x_j r, (Σ 2 r)]`` over all samples, as float64 (see fastgd.kernels)."""
     cdef Py_ssize_t width = 1 + params.shape[0]
     cdef double[::1] out = np.zeros(width)
     cdef double[:, ::1] partials = np.zeros((_n_blocks(X.shape[0], exact), width))
     with nogil:
-        _sums(X, y, params, fit_intercept, exact, want_gradient, partials, out)
+        _sums(X, y, params, fit_intercept, exact, want_gradient, loss_spec, partials, out)
     return out.base
 
 
@@ -387,8 +448,9 @@ def predict(const floating[:, ::1] X, const floating[::1] params, bint fit_inter
 
 
 cdef void _step(floating[::1] params, const floating[::1] grad, floating[::1] velocity, int64_t[::1] steps,
-                const floating[::1] hyper, bint nesterov) noexcept nogil:
-    """One torch.optim.SGD step with ``hyper = [lr, momentum, 1 - dampening, weight_decay]``."""
+                const floating[::1] hyper, bint nesterov, Py_ssize_t decayed) noexcept nogil:
+    """One torch.optim.SGD step with ``hyper = [lr, momentum, 1 - dampening, weight_decay]``;
+    weight decay on the first ``decayed`` parameters."""
     cdef floating lr = hyper[0]
     cdef floating momentum = hyper[1]
     cdef floating one_minus_dampening = hyper[2]
@@ -398,7 +460,7 @@ cdef void _step(floating[::1] params, const floating[::1] grad, floating[::1] ve
     cdef Py_ssize_t j
     for j in range(params.shape[0]):
         g = grad[j]
-        if weight_decay != 0:
+        if weight_decay != 0 and j < decayed:
             g = g + weight_decay * params[j]
         if momentum != 0:
             if first_step:
@@ -413,10 +475,27 @@ cdef void _step(floating[::1] params, const floating[::1] grad, floating[::1] ve
     steps[0] += 1
 
 
+cdef void _average(const floating[::1] params, const int64_t[::1] steps, floating[:, ::1] average,
+                   int64_t[::1] averaged) noexcept nogil:
+    """torch's ``AveragedModel.update_parameters`` after a step (numba's ``_average``)."""
+    cdef int64_t count = averaged[0]
+    cdef Py_ssize_t j
+    if averaged[2] == 0 or steps[0] < averaged[2]:
+        return
+    for j in range(params.shape[0]):
+        if count == 0:
+            average[0, j] = params[j]
+        else:
+            average[0, j] = average[0, j] + (params[j] - average[0, j]) / <double>(count + 1)
+    averaged[0] = count + 1
+
+
 cdef void _batch_steps(const floating[:, ::1] X, const floating[::1] y, floating[::1] params,
                        floating[::1] grad, floating[::1] velocity, int64_t[::1] steps,
                        const floating[::1] hyper, bint nesterov, bint fit_intercept, bint exact,
-                       Py_ssize_t batch_size, const int64_t[::1] order, double[::1] acc) noexcept nogil:
+                       Py_ssize_t batch_size, const int64_t[::1] order, double[::1] acc,
+                       const floating[::1] loss_spec, Py_ssize_t decayed, floating[:, ::1] average,
+                       int64_t[::1] averaged) noexcept nogil:
     """Mini-batch steps over consecutive slices of ``order``."""
     cdef Py_ssize_t n = _positions(X, order)
     cdef bint lanes = not exact and X.shape[0] > _BLOCK and X.shape[1] >= _LANES_MIN_FEATURES
@@ -426,11 +505,12 @@ cdef void _batch_steps(const floating[:, ::1] X, const floating[::1] y, floating
         stop = min(n, start + batch_size)
         for j in range(acc.shape[0]):
             acc[j] = 0.0
-        _accumulate(X, y, params, fit_intercept, True, order, start, stop, lanes, &acc[0])
+        _accumulate_any(X, y, params, fit_intercept, True, order, start, stop, lanes, loss_spec, &acc[0])
         count = stop - start
         for j in range(params.shape[0]):
             grad[j] = acc[1 + j] / count
-        _step(params, grad, velocity, steps, hyper, nesterov)
+        _step(params, grad, velocity, steps, hyper, nesterov, decayed)
+        _average(params, steps, average, averaged)
         start += batch_size
 
 
@@ -569,7 +649,8 @@ cdef void _steps(const floating[:, ::1] X, const floating[::1] y, floating[::1] 
                  floating[::1] grad, floating[::1] velocity, int64_t[::1] steps, const floating[::1] hyper,
                  bint nesterov, bint fit_intercept, bint exact, Py_ssize_t batch_size,
                  const int64_t[::1] order, double[::1] acc, bint plain_sgd, bint affine,
-                 double[:, ::1] maps) noexcept nogil:
+                 double[:, ::1] maps, const floating[::1] loss_spec, Py_ssize_t decayed,
+                 floating[:, ::1] average, int64_t[::1] averaged) noexcept nogil:
     """The SGD steps of one pass over ``order`` (numba's ``_steps``)."""
     if affine:
         _apply_maps(X, y, params, hyper, order, maps)
@@ -579,16 +660,18 @@ cdef void _steps(const floating[:, ::1] X, const floating[::1] y, floating[::1] 
         steps[0] += _positions(X, order)
     else:
         _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
-                     batch_size, order, acc)
+                     batch_size, order, acc, loss_spec, decayed, average, averaged)
 
 
 cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, floating[::1] params,
                             floating[::1] grad, floating[::1] velocity, int64_t[::1] steps,
-                            floating[::1] previous, const floating[::1] hyper, bint nesterov,
+                            floating[::1] previous, floating[::1] hyper, bint nesterov,
                             bint fit_intercept, bint exact, bint full_batch, Py_ssize_t batch_size,
                             const int64_t[::1] order, double[::1] costs, double[::1] acc,
                             double[::1] totals, double[:, ::1] partials, bint plain_sgd, bint affine,
-                            double[:, ::1] maps, const int64_t[::1] stop) except -1 nogil:
+                            double[:, ::1] maps, const int64_t[::1] stop, const double[::1] rates,
+                            const floating[::1] loss_spec, Py_ssize_t decayed, floating[:, ::1] average,
+                            int64_t[::1] averaged) except -1 nogil:
     """numba's ``run_epochs`` with its work arrays (``acc``, ``totals``, ``partials``, ``maps``) handed in.
 
     Unlike numba's, it also checks for signals between epochs, so Ctrl-C stops
@@ -599,27 +682,35 @@ cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, flo
     cdef Py_ssize_t p = params.shape[0]
     cdef Py_ssize_t e, j
     cdef Py_ssize_t work = 0
-    if affine:
-        # The maps depend on the data, lr and the order only: the same for
-        # every epoch of this call.
-        _affine_maps(X, y, <double>hyper[0], order, maps)
+    cdef bint mapped = False
+    cdef floating maps_rate = 0
     for e in range(costs.shape[0]):
         if stop[0] != 0:
             return e
+        hyper[0] = <floating>rates[e]
+        if affine and not (mapped and hyper[0] == maps_rate):
+            # The maps depend on the data, the rate and the order only: the
+            # same for every epoch of this call at the same rate.
+            _affine_maps(X, y, <double>hyper[0], order, maps)
+            mapped = True
+            maps_rate = hyper[0]
         if full_batch:
-            _step(params, grad, velocity, steps, hyper, nesterov)
-            _sums(X, y, params, fit_intercept, exact, True, partials, totals)
+            _step(params, grad, velocity, steps, hyper, nesterov, decayed)
+            _average(params, steps, average, averaged)
+            _sums(X, y, params, fit_intercept, exact, True, loss_spec, partials, totals)
             for j in range(p):
                 grad[j] = totals[1 + j] / n
         else:
             _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size,
-                   order, acc, plain_sgd, affine, maps)
-            _sums(X, y, params, fit_intercept, exact, False, partials, totals)
+                   order, acc, plain_sgd, affine, maps, loss_spec, decayed, average, averaged)
+            _sums(X, y, params, fit_intercept, exact, False, loss_spec, partials, totals)
         costs[e] = totals[0] / n
         if not isfinite(costs[e]):
             return e
         for j in range(p):
             previous[j] = params[j]
+            average[1, j] = average[0, j]
+        averaged[1] = averaged[0]
         work += 2 * n * X.shape[1]
         if work >= _SIGNAL_CHECK_WORK and e + 1 < costs.shape[0]:
             work = 0
@@ -629,9 +720,11 @@ cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, flo
 
 
 def run_epochs(const floating[:, ::1] X, const floating[::1] y, floating[::1] params, floating[::1] grad,
-               floating[::1] velocity, int64_t[::1] steps, floating[::1] previous, const floating[::1] hyper,
+               floating[::1] velocity, int64_t[::1] steps, floating[::1] previous, floating[::1] hyper,
                bint nesterov, bint fit_intercept, bint exact, bint full_batch, Py_ssize_t batch_size,
-               const int64_t[::1] order, double[::1] costs, const int64_t[::1] stop):
+               const int64_t[::1] order, double[::1] costs, const int64_t[::1] stop, const double[::1] rates,
+               const floating[::1] loss_spec, Py_ssize_t decayed, floating[:, ::1] average,
+               int64_t[::1] averaged):
     """Run ``len(costs)`` epochs in place; the number of epochs with a finite cost (see fastgd.kernels)."""
     cdef Py_ssize_t n = X.shape[0]
     cdef Py_ssize_t d = X.shape[1]
@@ -639,10 +732,13 @@ def run_epochs(const floating[:, ::1] X, const floating[::1] y, floating[::1] pa
     cdef double[::1] acc = np.zeros(1 + p)
     cdef double[::1] totals = np.zeros(1 + p)
     cdef double[:, ::1] partials = np.zeros((_n_blocks(n, exact), 1 + p))
-    cdef bint plain_sgd = not full_batch and batch_size == 1 and hyper[1] == 0 and hyper[3] == 0
+    cdef bint plain_sgd = (not full_batch and batch_size == 1 and hyper[1] == 0 and hyper[3] == 0
+                           and <int>loss_spec[0] == 0 and averaged[2] == 0)
     cdef bint affine = plain_sgd and not exact and d == 1 and not fit_intercept and n > _BLOCK
     cdef double[:, ::1] maps = np.empty(((n + _BLOCK - 1) // _BLOCK if affine else 0, 2))
     cdef Py_ssize_t finite
+    if rates.shape[0] < costs.shape[0]:
+        raise ValueError(f"rates must have {costs.shape[0]} entries, got {rates.shape[0]}")
     if not full_batch and batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if order.shape[0] != 0 and order.shape[0] != n:
@@ -650,19 +746,21 @@ def run_epochs(const floating[:, ::1] X, const floating[::1] y, floating[::1] pa
     with nogil:
         finite = _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept,
                              exact, full_batch, batch_size, order, costs, acc, totals, partials, plain_sgd,
-                             affine, maps, stop)
+                             affine, maps, stop, rates, loss_spec, decayed, average, averaged)
     return finite
 
 
 def run_steps(const floating[:, ::1] X, const floating[::1] y, floating[::1] params, floating[::1] grad,
               floating[::1] velocity, int64_t[::1] steps, const floating[::1] hyper, bint nesterov,
               bint fit_intercept, bint exact, Py_ssize_t batch_size, const int64_t[::1] order,
-              const int64_t[::1] stop):
+              const int64_t[::1] stop, const floating[::1] loss_spec, Py_ssize_t decayed,
+              floating[:, ::1] average, int64_t[::1] averaged):
     """The SGD steps of one pass over the positions ``order`` (see fastgd.kernels); True."""
     cdef Py_ssize_t d = X.shape[1]
     cdef Py_ssize_t p = params.shape[0]
     cdef double[::1] acc = np.zeros(1 + p)
-    cdef bint plain_sgd = batch_size == 1 and hyper[1] == 0 and hyper[3] == 0
+    cdef bint plain_sgd = (batch_size == 1 and hyper[1] == 0 and hyper[3] == 0 and <int>loss_spec[0] == 0
+                           and averaged[2] == 0)
     cdef bint affine = plain_sgd and not exact and d == 1 and not fit_intercept and X.shape[0] > _BLOCK
     cdef Py_ssize_t positions = X.shape[0] if order.shape[0] == 0 else order.shape[0]
     cdef double[:, ::1] maps = np.empty(((positions + _BLOCK - 1) // _BLOCK if affine else 0, 2))
@@ -672,5 +770,5 @@ def run_steps(const floating[:, ::1] X, const floating[::1] y, floating[::1] par
         if affine:
             _affine_maps(X, y, <double>hyper[0], order, maps)
         _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
-               acc, plain_sgd, affine, maps)
+               acc, plain_sgd, affine, maps, loss_spec, decayed, average, averaged)
     return True

@@ -37,11 +37,13 @@ def test_fit_signature_is_the_specs():
     assert list(params) == [
         "X", "y", "lr", "epochs", "batch_size", "w0", "b0", "fit_intercept", "momentum",
         "dampening", "nesterov", "weight_decay", "shuffle", "seed", "exact", "callback",
+        "loss", "delta", "average", "decay_intercept", "solver",  # SPEC §7
     ]
     defaults = {k: v.default for k, v in params.items() if v.default is not inspect.Parameter.empty}
     assert defaults == dict(lr=0.01, epochs=100, batch_size=None, w0=None, b0=None, fit_intercept=False,
                             momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, shuffle=False,
-                            seed=None, exact=False, callback=None)
+                            seed=None, exact=False, callback=None, loss="mse", delta=1.0, average=False,
+                            decay_intercept=True, solver="auto")
 
 
 def test_backends_listing():
@@ -81,7 +83,7 @@ def test_environment_variable_selects_backend(monkeypatch):
 def test_fit_result_is_readable():
     result = fastgd.gd(np.ones((4, 2)), np.ones(4), epochs=2, fit_intercept=True)
     as_dict = result.to_dict()
-    assert set(as_dict) == {"w", "b", "losses", "loss", "epochs_run", "backend"}
+    assert set(as_dict) == {"w", "b", "losses", "loss", "epochs_run", "backend", "w_last", "b_last"}
     assert "Fit(" in repr(result) and "epochs_run=2" in repr(result)
     np.testing.assert_array_equal(result.predict(np.ones((3, 2))), np.ones((3, 2)) @ result.w + result.b)
 

@@ -134,7 +134,7 @@ def test_fit_to_dict_and_repr():
     X, y = data()
     result = fastgd.fit(X, y, lr=0.05, epochs=4, fit_intercept=True)
     as_dict = result.to_dict()
-    assert set(as_dict) == {"w", "b", "losses", "loss", "epochs_run", "backend"}
+    assert set(as_dict) == {"w", "b", "losses", "loss", "epochs_run", "backend", "w_last", "b_last"}
     np.testing.assert_array_equal(as_dict["w"], result.w)
     assert as_dict["b"] == result.b and as_dict["epochs_run"] == 4
     assert as_dict["losses"].shape == (4,)

@@ -481,7 +481,19 @@ def _launch_sums(data, d_params, fit_intercept, width, d_status, partials):
 # --------------------------------------------------------------------------
 
 
-def sums(X, y, params, fit_intercept, exact, want_gradient):
+def check_options(opts, full_batch):
+    """ValueError naming a fit option these kernels do not run (SPEC §7)."""
+    if opts.loss != "mse":
+        raise ValueError(f"loss={opts.loss!r} is not supported on the cuda backend (only 'mse')")
+    if opts.average_from:
+        raise ValueError("average is not supported on the cuda backend")
+    if not opts.decay_intercept and opts.weight_decay != 0:
+        raise ValueError("decay_intercept=False is not supported on the cuda backend")
+
+
+def sums(X, y, params, fit_intercept, exact, want_gradient, loss_spec):
+    if int(loss_spec[0]) != 0:
+        raise ValueError("loss: only 'mse' is supported on the cuda backend")
     n = X.shape[0]
     p = params.shape[0]
     width = 1 + p if want_gradient else 1
@@ -507,9 +519,28 @@ def predict(X, params, fit_intercept, out):
 
 
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-               full_batch, batch_size, order, costs, stop):
+               full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
     # Launches return to Python at once, so Ctrl-C arrives between them;
-    # ``stop`` (part of the interface) is not needed here.
+    # ``stop`` (part of the interface) is not needed here. Epochs at one rate
+    # are queued together; a schedule splits the call where the rate changes.
+    # (check_options has refused the losses, averaging and decay groups.)
+    done = 0
+    while done < costs.shape[0]:
+        same = 1
+        while done + same < costs.shape[0] and rates[done + same] == rates[done]:
+            same += 1
+        hyper[0] = rates[done]
+        finite = _run_epochs_at_one_rate(X, y, params, grad, velocity, steps, previous, hyper, nesterov,
+                                         fit_intercept, exact, full_batch, batch_size, order,
+                                         costs[done : done + same])
+        if finite < same:
+            return done + finite
+        done += same
+    return done
+
+
+def _run_epochs_at_one_rate(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
+                            full_batch, batch_size, order, costs):
     count = costs.shape[0]
     if count == 0:
         return 0

@@ -29,9 +29,9 @@ BLOCK = 4096 if _kernels is None else _kernels.BLOCK
 _BUILD_HINT = "pip install -e . (or python setup.py build_ext --inplace) builds it"
 
 
-def sums(X, y, params, fit_intercept, exact, want_gradient):
+def sums(X, y, params, fit_intercept, exact, want_gradient, loss_spec):
     """``[Σ r², Σ 2·x_j·r, (Σ 2·r)]`` over all samples, float64 (see fastgd.kernels)."""
-    return _kernels.sums(X, y, params, fit_intercept, exact, want_gradient)
+    return _kernels.sums(X, y, params, fit_intercept, exact, want_gradient, loss_spec)
 
 
 def predict(X, params, fit_intercept, out):
@@ -40,17 +40,18 @@ def predict(X, params, fit_intercept, out):
 
 
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-               full_batch, batch_size, order, costs, stop):
+               full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
     """Run ``len(costs)`` epochs in place; returns the epochs with a finite cost (see fastgd.kernels)."""
     return _kernels.run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov,
-                               fit_intercept, exact, full_batch, batch_size, order, costs, stop)
+                               fit_intercept, exact, full_batch, batch_size, order, costs, stop, rates,
+                               loss_spec, decayed, average, averaged)
 
 
 def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
-              stop):
+              stop, loss_spec, decayed, average, averaged):
     """The SGD steps of one pass over ``order``; True (see fastgd.kernels)."""
     return _kernels.run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
-                              batch_size, order, stop)
+                              batch_size, order, stop, loss_spec, decayed, average, averaged)
 
 
 def unavailable_reason() -> Optional[str]:
@@ -63,7 +64,7 @@ def unavailable_reason() -> Optional[str]:
                 f"rebuild it: {_BUILD_HINT}")
     try:
         X = np.ones((2, 1))
-        _kernels.sums(X, X[:, 0], np.ones(1), False, True, True)
+        _kernels.sums(X, X[:, 0], np.ones(1), False, True, True, np.array([0.0, 1.0, 0.5]))
     except Exception as exc:  # a broken build
         return f"the extension fastgd_ext._kernels fails to run: {type(exc).__name__}: {exc}"
     return None

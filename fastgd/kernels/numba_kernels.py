@@ -280,6 +280,57 @@ def _accumulate(X, y, params, fit_intercept, want_gradient, order, start, stop, 
 
 
 @jit
+def _loss_terms(r, loss_spec):
+    """``(ℓ(r), ℓ'(r))`` of torch's ``HuberLoss(delta)`` (kind 1) or ``L1Loss``
+    (kind 2) in the training dtype; ``loss_spec = [kind, delta, 0.5]``
+    (fastgd/reference.py's ``_huber`` and ``_l1``)."""
+    delta = loss_spec[1]
+    half = loss_spec[2]
+    a = abs(r)
+    if int(loss_spec[0]) == 1:
+        if a < delta:
+            return half * (r * r), r
+        if r > 0:
+            return delta * (a - half * delta), delta
+        return delta * (a - half * delta), -delta
+    one = half + half
+    if r > 0:
+        return a, one
+    if r < 0:
+        return a, -one
+    return a, r - r
+
+
+@jit
+def _accumulate_loss(X, y, params, fit_intercept, want_gradient, order, start, stop, lanes, loss_spec, out):
+    """``_accumulate`` for the Huber and L1 losses: ``[Σ ℓ(r), Σ x_j ℓ'(r), (Σ ℓ'(r))]``,
+    sample after sample (the reference's order); ``lanes`` as there."""
+    d = X.shape[1]
+    for k in range(start, stop):
+        i = _row(order, k)
+        if lanes:
+            r = _dot_lanes(X, i, params, d, fit_intercept) - y[i]
+        else:
+            r = _predict_row(X, i, params, d, fit_intercept) - y[i]
+        value, slope = _loss_terms(r, loss_spec)
+        out[0] += value
+        if want_gradient:
+            for j in range(d):
+                out[1 + j] += X[i, j] * slope
+            if fit_intercept:
+                out[1 + d] += slope
+
+
+@jit
+def _accumulate_any(X, y, params, fit_intercept, want_gradient, order, start, stop, lanes, loss_spec, out):
+    """``_accumulate`` (mse) or ``_accumulate_loss`` (Huber, L1)."""
+    if int(loss_spec[0]) == 0:
+        _accumulate(X, y, params, fit_intercept, want_gradient, order, start, stop, lanes, out)
+    else:
+        _accumulate_loss(X, y, params, fit_intercept, want_gradient, order, start, stop, lanes, loss_spec, out)
+
+
+@jit
 def _accumulate_lanes(X, y, w, want_gradient, start, stop, out):
     """Default-mode block sums for one feature without intercept: row ``start + k``
     goes to lane ``k % 8``; the lanes are added as a pairwise tree into ``out``."""
@@ -357,46 +408,47 @@ def _accumulate_lanes(X, y, w, want_gradient, start, stop, out):
 
 
 @jit
-def _block_sums(X, y, params, fit_intercept, want_gradient, blk, out):
+def _block_sums(X, y, params, fit_intercept, want_gradient, loss_spec, blk, out):
     """The default-mode sums of block ``blk`` into ``out`` (zeros on entry)."""
     n, d = X.shape
     start = blk * BLOCK
     stop = min(n, start + BLOCK)
-    if d == 1 and not fit_intercept:
+    if d == 1 and not fit_intercept and int(loss_spec[0]) == 0:
         _accumulate_lanes(X, y, params[0], want_gradient, start, stop, out)
     else:
-        _accumulate(X, y, params, fit_intercept, want_gradient, np.empty(0, dtype=np.int64), start, stop,
-                    d >= LANES_MIN_FEATURES, out)
+        _accumulate_any(X, y, params, fit_intercept, want_gradient, np.empty(0, dtype=np.int64), start, stop,
+                        d >= LANES_MIN_FEATURES, loss_spec, out)
 
 
 @jit(parallel=True)
-def _blocked_sums_parallel(X, y, params, fit_intercept, want_gradient, partials):
+def _blocked_sums_parallel(X, y, params, fit_intercept, want_gradient, loss_spec, partials):
     for blk in prange(partials.shape[0]):
-        _block_sums(X, y, params, fit_intercept, want_gradient, blk, partials[blk])
+        _block_sums(X, y, params, fit_intercept, want_gradient, loss_spec, blk, partials[blk])
 
 
 @jit
-def _blocked_sums(X, y, params, fit_intercept, want_gradient, partials):
+def _blocked_sums(X, y, params, fit_intercept, want_gradient, loss_spec, partials):
     # Threads or not, every block is summed alone and the partials are added
     # in block order by the caller: the bits do not depend on this choice.
     if X.shape[0] * X.shape[1] >= PARALLEL_MIN:
-        _blocked_sums_parallel(X, y, params, fit_intercept, want_gradient, partials)
+        _blocked_sums_parallel(X, y, params, fit_intercept, want_gradient, loss_spec, partials)
     else:
         for blk in range(partials.shape[0]):
-            _block_sums(X, y, params, fit_intercept, want_gradient, blk, partials[blk])
+            _block_sums(X, y, params, fit_intercept, want_gradient, loss_spec, blk, partials[blk])
 
 
 @jit
-def _sums(X, y, params, fit_intercept, exact, want_gradient):
+def _sums(X, y, params, fit_intercept, exact, want_gradient, loss_spec):
     n = X.shape[0]
     width = 1 + params.shape[0]
     if exact or n <= BLOCK:
         out = np.zeros(width)
-        _accumulate(X, y, params, fit_intercept, want_gradient, np.empty(0, dtype=np.int64), 0, n, False, out)
+        _accumulate_any(X, y, params, fit_intercept, want_gradient, np.empty(0, dtype=np.int64), 0, n, False,
+                        loss_spec, out)
         return out
     n_blocks = (n + BLOCK - 1) // BLOCK
     partials = np.zeros((n_blocks, width))
-    _blocked_sums(X, y, params, fit_intercept, want_gradient, partials)
+    _blocked_sums(X, y, params, fit_intercept, want_gradient, loss_spec, partials)
     out = partials[0].copy()
     for blk in range(1, n_blocks):
         for k in range(width):
@@ -422,8 +474,9 @@ def _predict(X, params, fit_intercept, out):
 
 
 @jit
-def _step(params, grad, velocity, steps, hyper, nesterov):
-    """One torch.optim.SGD step with ``hyper = [lr, momentum, 1 - dampening, weight_decay]``."""
+def _step(params, grad, velocity, steps, hyper, nesterov, decayed):
+    """One torch.optim.SGD step with ``hyper = [lr, momentum, 1 - dampening, weight_decay]``;
+    weight decay on the first ``decayed`` parameters."""
     lr = hyper[0]
     momentum = hyper[1]
     one_minus_dampening = hyper[2]
@@ -431,7 +484,7 @@ def _step(params, grad, velocity, steps, hyper, nesterov):
     first_step = steps[0] == 0
     for j in range(params.shape[0]):
         g = grad[j]
-        if weight_decay != 0:
+        if weight_decay != 0 and j < decayed:
             g = g + weight_decay * params[j]
         if momentum != 0:
             if first_step:
@@ -447,8 +500,24 @@ def _step(params, grad, velocity, steps, hyper, nesterov):
 
 
 @jit
+def _average(params, steps, average, averaged):
+    """torch's ``AveragedModel.update_parameters`` after a step, from the global
+    step ``averaged[2]`` on (0: no averaging). ``average[0]`` is the running
+    mean, ``averaged[0]`` its number of updates."""
+    if averaged[2] == 0 or steps[0] < averaged[2]:
+        return
+    count = averaged[0]
+    if count == 0:
+        average[0, :] = params
+    else:
+        for j in range(params.shape[0]):
+            average[0, j] = average[0, j] + (params[j] - average[0, j]) / (count + 1)
+    averaged[0] = count + 1
+
+
+@jit
 def _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
-                 acc, stop):
+                 acc, stop, loss_spec, decayed, average, averaged):
     """Mini-batch steps over consecutive slices of ``order``; False when
     ``stop[0]`` was set before the pass ended (checked every ``BLOCK`` samples)."""
     d = X.shape[1]
@@ -458,11 +527,12 @@ def _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_inter
     for start in range(0, n, batch_size):
         end = min(n, start + batch_size)
         acc[:] = 0.0
-        _accumulate(X, y, params, fit_intercept, True, order, start, end, lanes, acc)
+        _accumulate_any(X, y, params, fit_intercept, True, order, start, end, lanes, loss_spec, acc)
         count = end - start
         for j in range(params.shape[0]):
             grad[j] = acc[1 + j] / count
-        _step(params, grad, velocity, steps, hyper, nesterov)
+        _step(params, grad, velocity, steps, hyper, nesterov, decayed)
+        _average(params, steps, average, averaged)
         unchecked += count
         if unchecked >= BLOCK:
             unchecked = 0
@@ -618,15 +688,22 @@ def _apply_maps(X, y, params, hyper, order, maps):
 
 
 @jit
-def _affine_path(X, hyper, fit_intercept, exact, full_batch, batch_size):
+def _plain_sgd(hyper, batch_size, loss_spec, averaged):
+    """Per-sample steps that are plain SGD: no momentum or weight decay, mse, no averaging."""
+    return batch_size == 1 and hyper[1] == 0 and hyper[3] == 0 and int(loss_spec[0]) == 0 and averaged[2] == 0
+
+
+@jit
+def _affine_path(X, hyper, fit_intercept, exact, full_batch, batch_size, loss_spec, averaged):
     """Whether the steps are one-feature plain SGD run as composed affine maps."""
-    plain_sgd = not full_batch and batch_size == 1 and hyper[1] == 0 and hyper[3] == 0
-    return plain_sgd and not exact and X.shape[1] == 1 and not fit_intercept and X.shape[0] > BLOCK
+    return (not full_batch and _plain_sgd(hyper, batch_size, loss_spec, averaged) and not exact
+            and X.shape[1] == 1 and not fit_intercept and X.shape[0] > BLOCK)
 
 
 @jit
 def _affine_setup(X, y, hyper, order, affine):
-    """The block maps of a pass over ``order`` (an empty array off the affine path)."""
+    """The block maps of a pass over ``order`` at rate ``hyper[0]`` (an empty
+    array off the affine path)."""
     if not affine:
         return np.empty((0, 2))
     maps = np.empty(((_positions(X, order) + BLOCK - 1) // BLOCK, 2))
@@ -636,59 +713,68 @@ def _affine_setup(X, y, hyper, order, affine):
 
 @jit
 def _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
-           acc, maps, stop):
+           acc, maps, stop, loss_spec, decayed, average, averaged):
     """The SGD steps of one pass over ``order`` (batches, plain per-sample SGD or
     the affine maps ``maps``); False when ``stop[0]`` ended the pass early."""
     if maps.shape[0] != 0:
         _apply_maps(X, y, params, hyper, order, maps)
         steps[0] += _positions(X, order)
         return True
-    if batch_size == 1 and hyper[1] == 0 and hyper[3] == 0:
+    if _plain_sgd(hyper, batch_size, loss_spec, averaged):
         if not _sgd_steps(X, y, params, hyper, fit_intercept, exact, order, stop):
             return False
         steps[0] += _positions(X, order)
         return True
     return _batch_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
-                        batch_size, order, acc, stop)
+                        batch_size, order, acc, stop, loss_spec, decayed, average, averaged)
 
 
 @jit(nogil=True)
 def _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-                full_batch, batch_size, order, costs, stop):
+                full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
     n = X.shape[0]
     p = params.shape[0]
     acc = np.zeros(1 + p)
-    # The maps depend on the data, lr and the order only: the same for every
-    # epoch of this call.
-    maps = _affine_setup(X, y, hyper, order, _affine_path(X, hyper, fit_intercept, exact, full_batch,
-                                                          batch_size))
+    affine = _affine_path(X, hyper, fit_intercept, exact, full_batch, batch_size, loss_spec, averaged)
+    maps = np.empty((0, 2))
+    maps_rate = np.nan
     for e in range(costs.shape[0]):
         if stop[0] != 0:
             return e
+        hyper[0] = rates[e]
+        if affine and not hyper[0] == maps_rate:
+            # The maps depend on the data, the rate and the order only: the
+            # same for every epoch of this call at the same rate.
+            maps = _affine_setup(X, y, hyper, order, True)
+            maps_rate = hyper[0]
         if full_batch:
-            _step(params, grad, velocity, steps, hyper, nesterov)
-            totals = _sums(X, y, params, fit_intercept, exact, True)
+            _step(params, grad, velocity, steps, hyper, nesterov, decayed)
+            _average(params, steps, average, averaged)
+            totals = _sums(X, y, params, fit_intercept, exact, True, loss_spec)
             for j in range(p):
                 grad[j] = totals[1 + j] / n
         else:
             if not _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
-                          batch_size, order, acc, maps, stop):
+                          batch_size, order, acc, maps, stop, loss_spec, decayed, average, averaged):
                 return e
-            totals = _sums(X, y, params, fit_intercept, exact, False)
+            totals = _sums(X, y, params, fit_intercept, exact, False, loss_spec)
         costs[e] = totals[0] / n
         if not np.isfinite(costs[e]):
             return e
         previous[:] = params
+        average[1, :] = average[0, :]
+        averaged[1] = averaged[0]
     return costs.shape[0]
 
 
 @jit(nogil=True)
 def _run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
-               stop):
+               stop, loss_spec, decayed, average, averaged):
     acc = np.zeros(1 + params.shape[0])
-    maps = _affine_setup(X, y, hyper, order, _affine_path(X, hyper, fit_intercept, exact, False, batch_size))
+    maps = _affine_setup(X, y, hyper, order, _affine_path(X, hyper, fit_intercept, exact, False, batch_size,
+                                                          loss_spec, averaged))
     return _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
-                  acc, maps, stop)
+                  acc, maps, stop, loss_spec, decayed, average, averaged)
 
 
 # numba's "workqueue" threading layer (used when neither OpenMP nor TBB can
@@ -724,11 +810,11 @@ def _unguard():
 # thresholds in _blocked_sums, _predict and _affine_maps), so it needs no lock.
 
 
-def sums(X, y, params, fit_intercept, exact, want_gradient):
+def sums(X, y, params, fit_intercept, exact, want_gradient, loss_spec):
     if X.size < PARALLEL_MIN:
-        return _sums(X, y, params, fit_intercept, exact, want_gradient)
+        return _sums(X, y, params, fit_intercept, exact, want_gradient, loss_spec)
     with _parallel_guard():
-        return _sums(X, y, params, fit_intercept, exact, want_gradient)
+        return _sums(X, y, params, fit_intercept, exact, want_gradient, loss_spec)
 
 
 def predict(X, params, fit_intercept, out):
@@ -739,23 +825,23 @@ def predict(X, params, fit_intercept, out):
 
 
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-               full_batch, batch_size, order, costs, stop):
+               full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
+    args = (X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact, full_batch,
+            batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged)
     if X.size < PARALLEL_MIN:
-        return _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept,
-                           exact, full_batch, batch_size, order, costs, stop)
+        return _run_epochs(*args)
     with _parallel_guard():
-        return _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept,
-                           exact, full_batch, batch_size, order, costs, stop)
+        return _run_epochs(*args)
 
 
 def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
-              stop):
+              stop, loss_spec, decayed, average, averaged):
+    args = (X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order, stop,
+            loss_spec, decayed, average, averaged)
     if X.size < PARALLEL_MIN:
-        return _run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
-                          batch_size, order, stop)
+        return _run_steps(*args)
     with _parallel_guard():
-        return _run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
-                          batch_size, order, stop)
+        return _run_steps(*args)
 
 
 # run_epochs releases the GIL and stops when stop[0] is set: the engine may
@@ -774,7 +860,7 @@ def unavailable_reason():
     """None when the kernels compile and run here; else why not."""
     try:
         X = np.ones((2, 1))
-        sums(X, X[:, 0], np.ones(1), False, True, True)
+        sums(X, X[:, 0], np.ones(1), False, True, True, np.array([0.0, 1.0, 0.5]))
     except Exception as exc:  # a broken LLVM or numba install
         return f"numba failed to compile the kernels: {type(exc).__name__}: {exc}"
     return None

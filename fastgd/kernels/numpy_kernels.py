@@ -41,26 +41,48 @@ def _predictions(X: np.ndarray, params: np.ndarray, fit_intercept: bool) -> np.n
     return pred
 
 
-def _block_terms(X, y, params, fit_intercept, want_gradient):
-    """Per-sample terms ``[r², 2 x_j r, (2 r)]`` as columns of one array."""
+def _loss_terms(r, loss_spec):
+    """``(ℓ(r), ℓ'(r))`` of torch's ``HuberLoss(delta)`` (kind 1) or ``L1Loss``
+    (kind 2), element-wise in the training dtype (numba's ``_loss_terms``)."""
+    kind, delta, half = int(loss_spec[0]), loss_spec[1], loss_spec[2]
+    size = np.abs(r)
+    if kind == 1:
+        inside = size < delta
+        value = np.where(inside, half * (r * r), delta * (size - half * delta))
+        slope = np.where(inside, r, np.where(r > 0, delta, -delta))
+        return value, slope
+    one = half + half
+    return size, np.where(r > 0, one, np.where(r < 0, -one, r - r))
+
+
+def _block_terms(X, y, params, fit_intercept, want_gradient, loss_spec):
+    """Per-sample terms ``[r², 2 x_j r, (2 r)]`` (or ``[ℓ, x_j ℓ', (ℓ')]``) as columns of one array."""
     r = _predictions(X, params, fit_intercept) - y
-    columns = [r * r]
-    if want_gradient:
-        columns.append((X + X) * r[:, None])
-        if fit_intercept:
-            columns.append(r + r)
+    if int(loss_spec[0]) == 0:
+        columns = [r * r]
+        if want_gradient:
+            columns.append((X + X) * r[:, None])
+            if fit_intercept:
+                columns.append(r + r)
+    else:
+        value, slope = _loss_terms(r, loss_spec)
+        columns = [value]
+        if want_gradient:
+            columns.append(X * slope[:, None])
+            if fit_intercept:
+                columns.append(slope)
     return np.column_stack(columns).astype(np.float64, copy=False)
 
 
 @_quiet
-def sums(X, y, params, fit_intercept, exact, want_gradient):
+def sums(X, y, params, fit_intercept, exact, want_gradient, loss_spec):
     n = X.shape[0]
     width = 1 + params.shape[0] if want_gradient else 1
     sequential = exact or n <= BLOCK
     total = np.zeros(1 + params.shape[0])
     for start in range(0, n, BLOCK):
         terms = _block_terms(X[start : start + BLOCK], y[start : start + BLOCK], params,
-                             fit_intercept, want_gradient)
+                             fit_intercept, want_gradient, loss_spec)
         if sequential:
             # The running total leads the block so that cumsum continues it in order.
             terms = np.vstack([total[:width], terms])
@@ -75,11 +97,11 @@ def predict(X, params, fit_intercept, out):
     out[:] = _predictions(X, params, fit_intercept)
 
 
-def _step(params, grad, velocity, steps, hyper, nesterov):
+def _step(params, grad, velocity, steps, hyper, nesterov, decayed):
     lr, momentum, one_minus_dampening, weight_decay = hyper
     g = grad.copy()
     if weight_decay != 0:
-        g = g + weight_decay * params
+        g[:decayed] = g[:decayed] + weight_decay * params[:decayed]
     if momentum != 0:
         if steps[0] == 0:
             velocity[:] = g
@@ -90,7 +112,20 @@ def _step(params, grad, velocity, steps, hyper, nesterov):
     steps[0] += 1
 
 
-def _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order):
+def _average(params, steps, average, averaged):
+    """torch's ``AveragedModel.update_parameters`` (numba's ``_average``)."""
+    if averaged[2] == 0 or steps[0] < averaged[2]:
+        return
+    count = averaged[0]
+    if count == 0:
+        average[0] = params
+    else:
+        average[0] = average[0] + (params - average[0]) / (count + 1)
+    averaged[0] = count + 1
+
+
+def _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order, loss_spec,
+           decayed, average, averaged):
     """The SGD steps of one pass over ``order`` (all rows when it is empty)."""
     positions = order.shape[0] if order.shape[0] else X.shape[0]
     for start in range(0, positions, batch_size):
@@ -100,36 +135,43 @@ def _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, 
         else:
             Xb, yb = X[start : start + batch_size], y[start : start + batch_size]
         # Within a batch the reference sums in batch order: always exact here.
-        totals = sums(Xb, yb, params, fit_intercept, True, True)
+        totals = sums(Xb, yb, params, fit_intercept, True, True, loss_spec)
         grad[:] = totals[1:] / Xb.shape[0]
-        _step(params, grad, velocity, steps, hyper, nesterov)
+        _step(params, grad, velocity, steps, hyper, nesterov, decayed)
+        _average(params, steps, average, averaged)
 
 
 @_quiet
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-               full_batch, batch_size, order, costs, stop):
+               full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
     # numpy returns to Python between operations, so Ctrl-C arrives on its
     # own; ``stop`` is part of the interface (and honoured between epochs).
     n = X.shape[0]
     for e in range(costs.shape[0]):
         if stop[0] != 0:
             return e
+        hyper[0] = rates[e]
         if full_batch:
-            _step(params, grad, velocity, steps, hyper, nesterov)
-            totals = sums(X, y, params, fit_intercept, exact, True)
+            _step(params, grad, velocity, steps, hyper, nesterov, decayed)
+            _average(params, steps, average, averaged)
+            totals = sums(X, y, params, fit_intercept, exact, True, loss_spec)
             grad[:] = totals[1:] / n
         else:
-            _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order)
-            totals = sums(X, y, params, fit_intercept, exact, False)
+            _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order,
+                   loss_spec, decayed, average, averaged)
+            totals = sums(X, y, params, fit_intercept, exact, False, loss_spec)
         costs[e] = totals[0] / n
         if not np.isfinite(costs[e]):
             return e
         previous[:] = params
+        average[1] = average[0]
+        averaged[1] = averaged[0]
     return costs.shape[0]
 
 
 @_quiet
 def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
-              stop):
-    _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order)
+              stop, loss_spec, decayed, average, averaged):
+    _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order, loss_spec,
+           decayed, average, averaged)
     return True
