@@ -44,12 +44,16 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
     Each fit is :func:`fastgd.fit` (full-batch GD, per-sample SGD or
     mini-batch SGD with ``torch.optim.SGD``'s update) on the mean squared
-    error; the hyperparameters keep fastgd's names and meaning.
+    error (or torch's Huber or L1 loss); the hyperparameters keep fastgd's
+    names and meaning.
 
     Parameters
     ----------
-    lr : float or "auto", default="auto"
-        Learning rate (finite, > 0), or "auto": a step that cannot diverge on
+    lr : float, "auto", sequence or callable, default="auto"
+        Learning rate (finite, > 0); per-epoch rates (a sequence with one
+        rate per epoch, or ``lr(epoch)`` such as :mod:`fastgd.schedules`'
+        torch schedulers; epochs count from 0 in each :meth:`fit` or
+        :meth:`partial_fit` call); or "auto": a step that cannot diverge on
         the data it is given, computed before training (stored in ``lr_``)::
 
             full-batch GD:  1 / (2 * mean_i |x~_i|^2 + weight_decay)
@@ -72,7 +76,22 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         gradient step; deterministic and the most stable choice), 1 is
         per-sample SGD.
     momentum, dampening, nesterov, weight_decay : as ``torch.optim.SGD``
-        ``weight_decay`` also decays the intercept, as torch does for a bias.
+        ``weight_decay`` also decays the intercept, as torch does for a bias
+        (unless ``decay_intercept=False``).
+    loss : {"mse", "huber", "l1"}, default="mse"
+        torch's ``MSELoss``, ``HuberLoss(delta=delta)`` or ``L1Loss`` (see
+        :func:`fastgd.fit`); ``loss_curve_``, ``loss_`` and ``tol`` use it.
+        ``sample_weight`` needs "mse" (the weights scale the rows, which is the
+        weighted mean only for a squared loss).
+    delta : float, default=1.0
+        The Huber threshold.
+    average : bool or int, default=False
+        True (or k): ``coef_``/``intercept_`` are the running mean of the
+        parameters after every step (from step k of each fit on), torch's
+        ``AveragedModel``.
+    decay_intercept : bool, default=True
+        False: ``weight_decay`` on ``coef_`` only (torch's parameter group
+        for the bias with ``weight_decay=0``); not with ``sample_weight``.
     fit_intercept : bool, default=True
         Learn ``intercept_``; otherwise it is 0.0.
     shuffle : bool, default=False
@@ -88,7 +107,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     tol : float or None, default=None
         Early stopping: stop when the loss after an epoch has not fallen below
         ``best_loss - tol`` for ``n_iter_no_change`` consecutive epochs
-        (``SGDRegressor``'s rule, on the mean squared error). None trains for
+        (``SGDRegressor``'s rule, on the training loss). None trains for
         all ``epochs``.
     n_iter_no_change : int, default=5
         Epochs without improvement before early stopping (with ``tol``).
@@ -124,7 +143,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         Epochs run since the model was initialised (``len(loss_curve_)``).
     t_ : int
         Optimizer steps taken since the model was initialised.
-    lr_ : float
+    lr_ : float, sequence or callable
         The learning rate used by the last fit (``lr``, or what "auto" chose).
     backend_ : str
         The backend that ran the last fit.
@@ -163,6 +182,10 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         dampening: float = 0.0,
         nesterov: bool = False,
         weight_decay: float = 0.0,
+        loss: str = "mse",
+        delta: float = 1.0,
+        average: Any = False,
+        decay_intercept: bool = True,
         fit_intercept: bool = True,
         shuffle: bool = False,
         random_state: Any = None,
@@ -182,6 +205,10 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         self.dampening = dampening
         self.nesterov = nesterov
         self.weight_decay = weight_decay
+        self.loss = loss
+        self.delta = delta
+        self.average = average
+        self.decay_intercept = decay_intercept
         self.fit_intercept = fit_intercept
         self.shuffle = shuffle
         self.random_state = random_state
@@ -332,6 +359,12 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         else:
             w0, b0, state, first_epoch = None, None, OptimizerState(), 0
         if weighted is not None:
+            if self.loss != "mse":
+                raise ValueError(f"sample_weight needs loss='mse' (got loss={self.loss!r}): the weights "
+                                 "scale the rows, which gives the weighted mean only for a squared loss")
+            if self.fit_intercept and self.decay_intercept is False and self.weight_decay != 0:
+                raise ValueError("decay_intercept=False is not supported with sample_weight and "
+                                 "weight_decay (the weighted intercept is trained as a feature)")
             X, y = weighted.X, weighted.y
             w0 = weighted.start(w0, b0, d, X.dtype)
             b0 = None
@@ -341,7 +374,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             if lr != "auto":
                 raise ValueError(f"lr must be a positive number or 'auto', got {lr!r}")
             lr = _auto_lr(X, self.fit_intercept and weighted is None, full_batch, self.weight_decay)
-            if partial and warm and isinstance(lr, float):
+            if partial and warm and isinstance(lr, float) and isinstance(self.lr_, float):
                 lr = min(lr, self.lr_)  # partial_fit never takes a larger step than before
         reporter = _Reporter(
             self, d, weighted is not None, first_epoch, epochs if bar else None, stopper
@@ -351,7 +384,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             fit_intercept=self.fit_intercept and weighted is None, momentum=self.momentum,
             dampening=self.dampening, nesterov=self.nesterov, weight_decay=self.weight_decay,
             shuffle=self.shuffle, seed=seed, exact=self.exact,
-            callback=reporter if reporter.active else None,
+            callback=reporter if reporter.active else None, loss=self.loss, delta=self.delta,
+            average=self.average, decay_intercept=self.decay_intercept,
         )
         run_state = OptimizerState(state.velocity, state.steps)
         try:
@@ -373,7 +407,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         self._store(reporter.user_fit(result), warm, run_state, lr)
 
     def _store(self, result: Fit, warm: bool, state: OptimizerState, lr: float) -> None:
-        self.lr_ = float(lr)
+        self.lr_ = float(lr) if isinstance(lr, numbers.Real) and not isinstance(lr, bool) else lr
         self.backend_ = result.backend
         self.coef_ = np.asarray(result.w).reshape(-1).copy()
         self.intercept_ = float(result.b) if result.b is not None else 0.0
@@ -476,8 +510,9 @@ class _Reporter:
         if not self.weighted or not self.intercept:
             return fit
         w = np.asarray(fit.w).reshape(-1)
+        last = np.asarray(fit.w_last).reshape(-1)
         return Fit(w[: self.d].copy(), float(w[self.d]), fit.losses, fit.loss, fit.epochs_run,
-                   fit.backend)
+                   fit.backend, last[: self.d].copy(), float(last[self.d]))
 
     def __call__(self, epoch: int, fit_so_far: Fit) -> bool:
         fit = self.user_fit(fit_so_far)

@@ -273,3 +273,27 @@ def test_cuda_refuses_what_it_does_not_run():
         with pytest.raises(ValueError, match=name):
             cuda_kernels.check_options(_checks.options(**base, **extra), True)
     cuda_kernels.check_options(_checks.options(**dict(base, lr=[0.1])), True)  # schedules run
+
+
+@pytest.mark.parametrize("kw", [
+    dict(loss="huber", delta=0.5, lr=0.05),
+    dict(loss="l1", batch_size=4, lr=schedules.exponential(0.05, 0.9)),
+    dict(average=True, batch_size=1, lr=0.01),
+    dict(weight_decay=0.1, decay_intercept=False, lr=[0.05] * 5 + [0.01] * 15),
+], ids=["huber", "l1-schedule", "average", "bias-group-sequence"])
+def test_gdregressor_exposes_the_options(kw):
+    pytest.importorskip("sklearn")
+    X, y = _data()
+    model = fastgd.GDRegressor(epochs=20, **kw).fit(X, y)
+    fit_kw = dict(kw, epochs=20, fit_intercept=True)
+    expected = fastgd.fit(X, y, **fit_kw)
+    np.testing.assert_array_equal(model.coef_, expected.w)
+    assert model.intercept_ == expected.b and model.loss_ == expected.loss
+    np.testing.assert_array_equal(model.loss_curve_, expected.losses)
+
+
+def test_gdregressor_refuses_weights_with_other_losses():
+    pytest.importorskip("sklearn")
+    X, y = _data()
+    with pytest.raises(ValueError, match="sample_weight needs loss='mse'"):
+        fastgd.GDRegressor(loss="l1").fit(X, y, sample_weight=np.linspace(1, 2, len(y)))
