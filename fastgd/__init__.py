@@ -177,9 +177,9 @@ def fit(
     decay_intercept : bool
         False: ``weight_decay`` applies to ``w`` only (torch's parameter
         group for the bias with ``weight_decay=0``).
-    solver : {"auto", "stream", "gram"}
-        How full-batch GD reads the data (SPEC §8): "stream" every epoch;
-        "gram" once, into ``XᵀX``; "auto" picks.
+    solver : {"auto", "stream"}
+        How full-batch GD reads the data: "stream" (every epoch; what "auto"
+        picks). "gram" (SPEC §8) is not available yet: a ValueError.
 
     Returns
     -------

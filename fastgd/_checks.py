@@ -363,9 +363,9 @@ def options(
         if exact:
             raise ValueError("solver='gram' sums X^T X once, not in the reference's order: "
                              "exact=True needs solver='stream' (or 'auto')")
-        if batch_size is not None or loss != "mse":
-            raise ValueError("solver='gram' is for full-batch GD on loss='mse': "
-                             "use batch_size=None and loss='mse', or solver='stream'")
+        # SPEC §8's Gram solver is not built yet: say so rather than stream silently.
+        raise ValueError("solver='gram' is not available yet: use solver='stream' (or 'auto', "
+                         "which streams)")
     return Options(
         lr, epochs, batch_size, momentum, dampening, nesterov, weight_decay, shuffle, seed, exact, callback,
         schedule, loss, delta, average_from, decay_intercept, solver,
