@@ -26,7 +26,7 @@ def lines(epochs: int = 100, lr: float = 0.1) -> List[str]:
     ws: List[float] = []
     result = fastgd.gd(
         x_data, y_data, w0=w0, lr=lr, epochs=epochs, exact=True,
-        callback=lambda epoch, so_far: ws.append(so_far.w),
+        callback=lambda epoch, so_far: ws.append(float(so_far.w)),
     )
     for epoch, (w, cost) in enumerate(zip(ws, result.losses)):
         out.append(f"Epoch: {epoch} w= {w!r} loss {float(cost)!r}")

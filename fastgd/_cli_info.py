@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 # (distribution, what it is to fastgd, the extra that installs it or None).
 # "Cython" is only the build tool of fastgd_ext: the compiled extension runs
@@ -74,10 +74,11 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     try:
         import numba
-        from numba.core.config import CACHE_DIR
+        config: Any = numba.config  # its attributes are set at import time from the environment
+        CACHE_DIR = config.CACHE_DIR
 
-        print(f"numba threads: {numba.get_num_threads()} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS})")
-        print(f"numba threading layer: {numba.config.THREADING_LAYER}")
+        print(f"numba threads: {numba.get_num_threads()} (NUMBA_NUM_THREADS={config.NUMBA_NUM_THREADS})")
+        print(f"numba threading layer: {config.THREADING_LAYER}")
         print(f"numba cache dir: {CACHE_DIR or 'next to the fastgd sources (__pycache__)'}")
     except ImportError:
         print("numba threads: numba not installed")

@@ -56,6 +56,7 @@ from fastgd._result import Fit
 from fastgd._state import Training
 from fastgd.errors import DivergenceError, FitInterrupted, warn_if_runaway
 
+
 def _single_threaded_kernels(name: str) -> Any:
     """The kernels ``name`` in this (worker) thread, with numba limited to one thread."""
     kernels = _registry.kernels(name)

@@ -266,7 +266,7 @@ def run(
         ) from exc
     if state is not None:
         state.save(a.velocity, a.steps[0])
-    warn_if_runaway(history.losses(history.epochs + 1))
+    warn_if_runaway(history.losses(history.epochs + 1).tolist())
     return result(False, history.epochs)
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -43,7 +44,7 @@ import statistics
 import sys
 import time
 import warnings
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -201,8 +202,8 @@ def _kernel_module(name: str) -> Any:
 
 def _data(n: int, d: int, dtype: str, seed: int = 0):
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d), dtype=np.float64 if dtype == "float64" else np.float32)
-    coef = rng.standard_normal(d).astype(X.dtype)
+    X: np.ndarray = rng.standard_normal((n, d), dtype=np.float64 if dtype == "float64" else np.float32)
+    coef: np.ndarray = rng.standard_normal(d).astype(X.dtype)
     y = X @ coef + np.asarray(0.5, dtype=X.dtype)
     y += rng.standard_normal(n, dtype=X.dtype) * np.asarray(0.1, dtype=X.dtype)
     return np.ascontiguousarray(X), np.ascontiguousarray(y)
@@ -404,7 +405,7 @@ def small_problems(repeats: int = 5) -> Dict[str, Any]:
     x, y = [1.0, 2.0, 3.0], [2.0, 4.0, 6.0]
     out: Dict[str, Any] = {}
     for name, function in (("tutorial_fastgd_s", fastgd.gd), ("tutorial_reference_s", reference.gd)):
-        times = _measure(lambda: function(x, y, w0=1.0, lr=0.01, epochs=100), max(repeats, 5))
+        times = _measure(functools.partial(function, x, y, w0=1.0, lr=0.01, epochs=100), max(repeats, 5))
         out[name] = statistics.median(times)
         out[name.replace("_s", "_min_s")] = min(times)
     _subprocess_seconds(_FIRST_FIT_CODE)  # warms the compile cache
@@ -450,12 +451,12 @@ def run_matrix(
 
     # Every (dtype, d, n) block of measurements, in increasing n so that slow
     # implementations can be skipped before they blow the budget.
-    shapes = []
+    shapes: List[Tuple[str, int, int]] = []
     for dtype in dtypes:
         for d in features:
-            rows = sorted({_rows_for(n, d, dtype, max_x_bytes) for n in sizes})
-            shapes.extend((dtype, d, n) for n in rows)
-    impls = [("bandwidth", "bandwidth", None)]
+            runs = sorted({_rows_for(n, d, dtype, max_x_bytes) for n in sizes})
+            shapes.extend((dtype, d, n) for n in runs)
+    impls: List[Tuple[str, str, Optional[str]]] = [("bandwidth", "bandwidth", None)]
     impls += [("backend", name, kernel) for name in backends for kernel in kernels]
     impls += [("peer", peer, kernel) for peer in peers for kernel in PEER_KERNELS[peer] if kernel in kernels]
 
@@ -535,7 +536,7 @@ def _add_ratios(results: List[Dict[str, Any]]) -> None:
         by_shape.setdefault(shape, {})[(record["kind"], record["impl"], record["kernel"])] = record
     for records in by_shape.values():
         bare = records.get(("bandwidth", "bandwidth", "read"))
-        for (kind, impl, kernel), record in records.items():
+        for (kind, _impl, kernel), record in records.items():
             frac = None
             if bare is not None and record["rows_run"] == record["n_samples"] and record["median_s"] > 0:
                 frac = bare["median_s"] / record["median_s"]
@@ -672,7 +673,8 @@ def machine_info() -> Dict[str, Any]:
         import numba
 
         threads["numba"] = numba.get_num_threads()
-        threads["numba_layer"] = numba.threading_layer() if _bare_read is not None else numba.config.THREADING_LAYER
+        config: Any = numba.config
+        threads["numba_layer"] = numba.threading_layer() if _bare_read is not None else config.THREADING_LAYER
     except (ImportError, ValueError):
         threads["numba"] = None
     blas: List[Dict[str, Any]] = []

@@ -303,7 +303,7 @@ class _NpyWriter:
         self.itemsize = dtype.itemsize
 
     def write(self, block: np.ndarray, start_element: int) -> None:
-        data = memoryview(np.ascontiguousarray(block)).cast("B")
+        data = memoryview(np.ascontiguousarray(block)).cast("B")  # type: ignore[arg-type]
         position = self.offset + start_element * self.itemsize
         while len(data):
             written = os.pwrite(self.fd, data, position)

@@ -412,7 +412,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         self.coef_ = np.asarray(result.w).reshape(-1).copy()
         self.intercept_ = float(result.b) if result.b is not None else 0.0
         losses = np.asarray(result.losses, dtype=np.float64)
-        self.loss_curve_ = np.concatenate([self.loss_curve_, losses]) if warm else losses
+        self.loss_curve_: np.ndarray = np.concatenate([self.loss_curve_, losses]) if warm else losses
         self.loss_ = float(result.loss)
         self.n_iter_ = int(self.loss_curve_.shape[0])
         self.t_ = int(state.steps)

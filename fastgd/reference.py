@@ -278,8 +278,8 @@ def _fit(
             lr = opts.rate(epoch)
             order = next(orders)
             visit = order.tolist() if len(order) else everything
-            for start in range(0, n, batch):
-                indices = visit[start : start + batch]
+            for first in range(0, n, batch):
+                indices = visit[first : first + batch]
                 sums = _sums(rows, ys, indices, params, intercept, True, opts.loss, opts.delta)
                 grad = [s / len(indices) for s in sums[1:]]
                 _step(params, grad, velocity, steps == 0, opts, lr, decayed)

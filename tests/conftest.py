@@ -6,7 +6,6 @@ silently passed.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import CPU_BACKENDS, linear_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastgd
 import fastgd.reference as reference
 from helpers import OPTIMIZERS, assert_bitwise_equal, assert_close
-from conftest import CPU_BACKENDS, linear_data
 
 
 def _data(rng, shape, dtype):

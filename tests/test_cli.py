@@ -210,7 +210,7 @@ def test_divergence_warning_alone_exits_3(capsys, monkeypatch):
 
     def warning_fit(*args, **kwargs):
         result = original(*args, **kwargs)
-        warnings.warn("the loss ran away", DivergenceWarning)
+        warnings.warn("the loss ran away", DivergenceWarning, stacklevel=2)
         return result
 
     monkeypatch.setattr(fastgd, "fit", warning_fit)

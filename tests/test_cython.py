@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import linear_data
 
 import fastgd
 import fastgd.reference as reference
-from conftest import linear_data
 from helpers import OPTIMIZERS, assert_bitwise_equal, assert_close
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -338,7 +338,7 @@ def test_same_bytes_for_one_and_two_threads(tmp_path):
     assert runs[1]["threads"] == 1
     if runs[2]["openmp"]:
         assert runs[2]["threads"] == 2
-    for name, (_, kw) in CASES.items():
+    for name in CASES:
         assert runs[1]["results"][name][-1] == "cython"
     assert runs[1]["results"] == runs[2]["results"]
     # ... and the same bytes as this process, whatever its thread count.

@@ -104,5 +104,5 @@ def test_gdregressor_without_sklearn_names_the_extra(monkeypatch):
         monkeypatch.setitem(sys.modules, key, None)  # what `import sklearn` meets when it is not installed
     monkeypatch.delitem(sys.modules, "fastgd.estimator", raising=False)
     with pytest.raises(ImportError) as info:
-        fastgd.GDRegressor
+        _ = fastgd.GDRegressor
     assert str(info.value) == "GDRegressor needs scikit-learn: pip install 'fastgd[sklearn]'"

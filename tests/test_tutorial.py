@@ -51,7 +51,7 @@ def tutorial_sgd_weights(lr=0.1, epochs=100):
     y_data = [2.0, 4.0, 6.0]
     w = 1.0
     weights = []
-    for epoch in range(epochs):
+    for _epoch in range(epochs):
         for x, y in zip(x_data, y_data):
             grad = 2 * x * (x * w - y)
             w = w - lr * grad

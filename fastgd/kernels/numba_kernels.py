@@ -45,15 +45,15 @@ from __future__ import annotations
 import contextlib
 import threading
 
-import numpy as np
-
-from fastgd.kernels._numba_jit import jit, prange  # first: a missing numba is reported as such
 import numba
+import numpy as np
+from llvmlite import ir  # numba's own dependency, for _lane_tree's vector IR
 from numba import types
 from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import intrinsic
-from llvmlite import ir  # numba's own dependency, for _lane_tree's vector IR
+
+from fastgd.kernels._numba_jit import jit, prange  # first: a missing numba is reported as such
 
 NAME = "numba"
 BLOCK = 4096
