@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 import fastgd
-from fastgd import _autolr, _cli_train, _registry, bench, datasets
+from fastgd import _autolr, _registry, bench, datasets
 from fastgd.cli import main
+from fastgd.cli import train as _cli_train
 from fastgd.errors import BackendFallbackWarning, DivergenceWarning
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

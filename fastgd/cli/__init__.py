@@ -24,9 +24,9 @@ from fastgd import __version__
 
 # name -> (module, one-line help)
 SUBCOMMANDS = {
-    "demo": ("fastgd._cli_demo", "the tutorial's run (y = x*w on x=[1,2,3]), printed as it prints it"),
-    "info": ("fastgd._cli_info", "backends, threads, versions and the numba cache folder"),
-    "train": ("fastgd._cli_train", "train on synthetic or .npy data with a progress bar"),
+    "demo": ("fastgd.cli.demo", "the tutorial's run (y = x*w on x=[1,2,3]), printed as it prints it"),
+    "info": ("fastgd.cli.info", "backends, threads, versions and the numba cache folder"),
+    "train": ("fastgd.cli.train", "train on synthetic or .npy data with a progress bar"),
     "bench": ("fastgd.bench", "kernel microbenchmarks against numpy, torch and scikit-learn"),
 }
 
