@@ -20,7 +20,7 @@ from conftest import linear_data
 
 import fastgd
 import fastgd.reference as reference
-from helpers import OPTIMIZERS, assert_bitwise_equal, assert_close
+from helpers import OPTIMIZERS, assert_bitwise_equal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,18 +131,8 @@ def cython_backend():
         yield
 
 
-@pytest.mark.parametrize("shape", ["1d", "2d"])
-@pytest.mark.parametrize("fit_intercept", [False, True])
-@pytest.mark.parametrize("batch_size", [None, 1, 7])
-@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-@pytest.mark.parametrize("shuffle", [False, True])
-def test_exact_bitwise_reference(cython_backend, rng, shape, fit_intercept, batch_size, optimizer, shuffle):
-    X, y = linear_data(rng, 29, 3, scalar=shape == "1d")
-    kw = dict(lr=0.03, epochs=3, batch_size=batch_size, fit_intercept=fit_intercept, shuffle=shuffle,
-              seed=11, **OPTIMIZERS[optimizer])
-    got = fastgd.fit(X, y, exact=True, **kw)
-    assert got.backend == "cython"
-    assert_bitwise_equal(got, reference.fit(X, y, **kw))
+# The exact-mode and float32 grids over every option are test_backends.py's
+# (its cpu_backend fixture includes cython); here only what is cython's own.
 
 
 def test_exact_bitwise_reference_over_blocks(cython_backend, rng):
@@ -202,18 +192,6 @@ def test_default_mode_bitwise_numba(rng, dtype, d, fit_intercept, batch_size, op
     assert got.backend == "cython"
     assert_bitwise_equal(got, expected)
     assert float(got_cost).hex() == float(expected_cost).hex()
-
-
-@pytest.mark.parametrize("shape", ["1d", "2d"])
-@pytest.mark.parametrize("batch_size", [None, 1, 7])
-@pytest.mark.parametrize("optimizer", ["plain", "nesterov", "everything"])
-def test_float32_within_tolerance(cython_backend, rng, shape, batch_size, optimizer):
-    X, y = linear_data(rng, 33, 3, dtype=np.float32, scalar=shape == "1d")
-    kw = dict(lr=0.03, epochs=3, batch_size=batch_size, fit_intercept=True, **OPTIMIZERS[optimizer])
-    got = fastgd.fit(X, y, **kw)
-    if shape == "2d":
-        assert got.w.dtype == np.float32
-    assert_close(got, reference.fit(X, y, **kw), rtol=2e-4, atol=2e-5)
 
 
 def test_divergence_inside_one_kernel_call(cython_backend):
