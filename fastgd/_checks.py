@@ -363,9 +363,8 @@ def options(
         if exact:
             raise ValueError("solver='gram' sums X^T X once, not in the reference's order: "
                              "exact=True needs solver='stream' (or 'auto')")
-        # SPEC §8's Gram solver is not built yet: say so rather than stream silently.
-        raise ValueError("solver='gram' is not available yet: use solver='stream' (or 'auto', "
-                         "which streams)")
+        if loss != "mse":
+            raise ValueError(f"solver='gram' is for loss='mse' (got loss={loss!r}): use solver='stream'")
     return Options(
         lr, epochs, batch_size, momentum, dampening, nesterov, weight_decay, shuffle, seed, exact, callback,
         schedule, loss, delta, average_from, decay_intercept, solver,

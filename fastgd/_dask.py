@@ -104,6 +104,15 @@ def _chunk_steps(
     return (params, velocity, steps, average, averaged), params
 
 
+def _chunk_gram(X: np.ndarray, y: np.ndarray, fit_intercept: bool, backend: str, dtype: Any) -> np.ndarray:
+    """``[A | y]ᵀ[A | y]`` (float64) of one chunk; runs in a worker."""
+    from fastgd import _gram
+
+    kernels = _single_threaded_kernels(backend)
+    X2, y1 = _chunk_arrays(X, y, dtype)
+    return _gram.statistics(kernels, X2, y1, fit_intercept)
+
+
 def _in_chunk_order(partials: Any) -> np.ndarray:
     """The chunks' partial sums added in chunk order (whatever order they finished in)."""
     total = np.array(partials[0], dtype=np.float64, copy=True)
@@ -234,6 +243,17 @@ def train(
         X, y = client.persist([X, y])
     x_blocks = X.to_delayed().ravel().tolist()
     y_blocks = y.to_delayed().ravel().tolist()
+    if opts.solver == "gram":
+        # One round trip in all: each chunk's [A | y]ᵀ[A | y], added in chunk order.
+        from fastgd import _gram
+
+        _gram.check(opts, n)
+        gram = dask.delayed(_chunk_gram, pure=True)
+        M = _in_chunk_order(dask.compute(*[gram(xb, yb, fit_intercept, name, dtype)
+                                           for xb, yb in zip(x_blocks, y_blocks)]))
+        if not np.isfinite(M).all():
+            _raise_if_not_finite(x_blocks, y_blocks)
+        return _gram.train(M, n, _checks.Problem(X, y, params, scalar_model, fit_intercept), opts, name, state)
 
     arrays = Training(_checks.Problem(X, y, params, scalar_model, fit_intercept), opts, state)
     a = arrays

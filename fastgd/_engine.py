@@ -41,7 +41,14 @@ def train(
                            state=state, **hyperparameters)
     problem = _checks.prepare(X, y, w0, b0, fit_intercept)
     opts = _checks.options(**hyperparameters)
-    return run(problem, opts, _registry.kernels(backend), state)
+    kernels = _registry.kernels(backend)
+    if opts.solver == "gram":
+        from fastgd import _gram
+
+        _gram.check(opts, problem.X.shape[0])
+        statistics = _gram.statistics(kernels, problem.X, problem.y, problem.fit_intercept)
+        return _gram.train(statistics, problem.X.shape[0], problem, opts, kernels.NAME, state)
+    return run(problem, opts, kernels, state)
 
 
 def _is_dask(a: Any) -> bool:

@@ -193,7 +193,7 @@ def fit(
         step k on), as torch's ``AveragedModel``; ``Fit.w_last`` is the last iterate.
     decay_intercept : bool
         False: weight decay on ``w`` only (the bias in its own parameter group).
-    solver : {"auto", "stream"}
+    solver : {"auto", "stream", "gram"}
         Accepted for signature compatibility; the reference always streams.
 
     Returns

@@ -257,3 +257,18 @@ def test_cluster_shuffle_is_the_memory_mapped_block_order(client, tmp_path):
     _close(on_cluster, on_file, rtol=1e-12)
     in_order = fastgd.fit(X, y, **dict(kw, shuffle=False))
     assert not np.allclose(on_cluster.w, in_order.w, rtol=1e-9)
+
+
+def test_cluster_gram_is_one_round_trip(client, data, monkeypatch):
+    import dask
+
+    X, y = data
+    Xd, yd = da.from_array(X, chunks=(7_000, 3)), da.from_array(y, chunks=7_000)
+    kw = dict(lr=0.1, epochs=30, fit_intercept=True, momentum=0.5)
+    expected = fastgd.gd(X, y, **kw)
+    computes = []
+    real = dask.compute
+    monkeypatch.setattr(dask, "compute", lambda *args, **kwargs: computes.append(1) or real(*args, **kwargs))
+    got = fastgd.gd(Xd, yd, solver="gram", **kw)
+    assert len(computes) == 1
+    _close(got, expected)

@@ -297,9 +297,3 @@ def test_gdregressor_refuses_weights_with_other_losses():
     X, y = _data()
     with pytest.raises(ValueError, match="sample_weight needs loss='mse'"):
         fastgd.GDRegressor(loss="l1").fit(X, y, sample_weight=np.linspace(1, 2, len(y)))
-
-
-def test_gram_solver_is_refused_until_built():
-    with pytest.raises(ValueError, match="solver='gram' is not available yet"):
-        fastgd.gd([1.0, 2.0], [2.0, 4.0], solver="gram")
-    assert fastgd.gd([1.0, 2.0], [2.0, 4.0], solver="stream").w == fastgd.gd([1.0, 2.0], [2.0, 4.0]).w

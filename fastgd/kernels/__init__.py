@@ -37,4 +37,9 @@ exact, batch_size, order, stop) -> bool``
     block-shuffled epochs of memory-mapped data through it one segment at a
     time, so that the order of an epoch is never held whole. Optional: a
     backend without it gets the whole order in ``run_epochs``.
+
+``gram(X, y, fit_intercept) -> float64[p + 1, p + 1]``
+    Optional: ``[A | y]ᵀ[A | y]`` with ``A = [X (1)]``, the statistics of
+    ``solver="gram"`` (fastgd/_gram.py); deterministic for any thread count.
+    A backend without it gets numpy's.
 """

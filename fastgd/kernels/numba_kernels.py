@@ -777,6 +777,52 @@ def _run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_interce
                   acc, maps, stop, loss_spec, decayed, average, averaged)
 
 
+@jit
+def _gram_block(X, y, fit_intercept, start, stop, out):
+    """Add the rows start..stop-1 of ``[X (1) | y]`` to ``out`` = its upper
+    triangle of ``AᵀA`` (float64, row by row in order)."""
+    d = X.shape[1]
+    p = d + 1 if fit_intercept else d
+    row = np.empty(p + 1)
+    for i in range(start, stop):
+        for j in range(d):
+            row[j] = X[i, j]
+        if fit_intercept:
+            row[d] = 1.0
+        row[p] = y[i]
+        for j in range(p + 1):
+            value = row[j]
+            for k in range(j, p + 1):
+                out[j, k] += value * row[k]
+
+
+@jit(parallel=True)
+def _gram_parallel(X, y, fit_intercept, partials):
+    n = X.shape[0]
+    for blk in prange(partials.shape[0]):
+        _gram_block(X, y, fit_intercept, blk * BLOCK, min(n, (blk + 1) * BLOCK), partials[blk])
+
+
+@jit(nogil=True)
+def _gram(X, y, fit_intercept):
+    n, d = X.shape
+    p = d + 1 if fit_intercept else d
+    n_blocks = (n + BLOCK - 1) // BLOCK
+    partials = np.zeros((n_blocks, p + 1, p + 1))
+    if X.size >= PARALLEL_MIN:
+        _gram_parallel(X, y, fit_intercept, partials)
+    else:
+        for blk in range(n_blocks):
+            _gram_block(X, y, fit_intercept, blk * BLOCK, min(n, (blk + 1) * BLOCK), partials[blk])
+    out = partials[0].copy()
+    for blk in range(1, n_blocks):
+        out += partials[blk]
+    for j in range(p + 1):  # the lower triangle from the upper
+        for k in range(j):
+            out[j, k] = out[k, j]
+    return out
+
+
 # numba's "workqueue" threading layer (used when neither OpenMP nor TBB can
 # be loaded) aborts the process when two threads launch parallel regions at
 # once; under it every kernel call takes this lock. The omp and tbb layers
@@ -803,7 +849,7 @@ def _unguard():
     """A thread-safe layer: the entry points become the compiled functions
     themselves (the wrappers cost microseconds on the tutorial's tiny fits)."""
     module = globals()
-    module.update(sums=_sums, predict=_predict, run_epochs=_run_epochs, run_steps=_run_steps)
+    module.update(sums=_sums, predict=_predict, run_epochs=_run_epochs, run_steps=_run_steps, gram=_gram)
 
 
 # Data below PARALLEL_MIN values never launches a parallel region (the
@@ -842,6 +888,17 @@ def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercep
         return _run_steps(*args)
     with _parallel_guard():
         return _run_steps(*args)
+
+
+def gram(X, y, fit_intercept):
+    """``M = [A | y]ᵀ[A | y]`` in float64, ``A = [X (1)]``: everything a
+    full-batch least-squares epoch needs (fastgd/_gram.py). Blocks of rows
+    summed alone (in parallel) and added in block order: the same bits for
+    any thread count."""
+    if X.size < PARALLEL_MIN:
+        return _gram(X, y, fit_intercept)
+    with _parallel_guard():
+        return _gram(X, y, fit_intercept)
 
 
 # run_epochs releases the GIL and stops when stop[0] is set: the engine may

@@ -1,0 +1,115 @@
+"""SPEC §8: solver="gram", full-batch GD from one read of the data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastgd
+import fastgd.reference as reference
+from fastgd import _gram, schedules
+from helpers import assert_close
+
+
+def _noisy(n=3_000, d=3, seed=0, dtype="float64", out=None):
+    # Noisy data: the cost stays far above the rounding of the quadratic form.
+    X, y, _ = fastgd.datasets.make_linear(n, d, intercept=0.5, noise=0.5, seed=seed, dtype=dtype, out=out)
+    return X, y
+
+
+CASES = {
+    "plain": dict(),
+    "intercept-momentum": dict(fit_intercept=True, momentum=0.9),
+    "nesterov-decay": dict(fit_intercept=True, momentum=0.8, nesterov=True, weight_decay=0.05),
+    "bias-group-cosine": dict(fit_intercept=True, weight_decay=0.1, decay_intercept=False,
+                              lr=schedules.cosine(0.1, T_max=15)),
+    "average-from-3": dict(fit_intercept=True, average=3, dampening=0.2, momentum=0.5),
+    "sequence": dict(lr=[0.2] * 5 + [0.05] * 10),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("shape", ["scalar", "features"])
+def test_gram_equals_the_reference(case, shape, cpu_backend):
+    X, y = _noisy(d=1 if shape == "scalar" else 4)
+    if shape == "scalar":
+        X = X[:, 0] if X.ndim == 2 else X
+    kw = {"lr": 0.1, "epochs": 15, **CASES[case]}
+    expected = reference.fit(X, y, **kw)
+    got = fastgd.fit(X, y, solver="gram", **kw)
+    assert got.backend == cpu_backend
+    assert_close(got, expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got.w_last, expected.w_last, rtol=1e-9)
+    again = fastgd.fit(X, y, solver="gram", **kw)
+    assert np.array_equal(again.w, got.w) and np.array_equal(again.losses, got.losses)
+
+
+def test_gram_float32_trains_to_float32(cpu_backend):
+    X, y = _noisy(d=3, dtype="float32")
+    expected = reference.fit(X, y, lr=0.1, epochs=10, fit_intercept=True)
+    got = fastgd.fit(X, y, lr=0.1, epochs=10, fit_intercept=True, solver="gram")
+    assert got.w.dtype == np.float32
+    assert_close(got, expected, rtol=2e-4, atol=2e-5)
+
+
+def test_gram_statistics_are_the_same_for_any_thread_count():
+    numba = pytest.importorskip("numba")
+    from fastgd.kernels import numba_kernels
+
+    X, y = _noisy(n=300_000, d=2)  # above PARALLEL_MIN: the blocks run in parallel
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = numba_kernels.gram(X, y, True)
+        numba.set_num_threads(max(2, before))
+        many = numba_kernels.gram(X, y, True)
+    finally:
+        numba.set_num_threads(before)
+    assert one.tobytes() == many.tobytes()
+    np.testing.assert_allclose(one, _gram.numpy_statistics(X, y, True), rtol=1e-12)
+
+
+def test_memory_mapped_data_is_read_once(tmp_path, monkeypatch):
+    X, y = _noisy(n=20_000, d=2, out=tmp_path)
+    kernels = fastgd._registry.kernels()
+    reads = []
+    real = _gram.statistics
+    monkeypatch.setattr(_gram, "statistics", lambda *args: reads.append(1) or real(*args))
+
+    def streamed(*args, **kwargs):
+        raise AssertionError("solver='gram' streamed the data")
+
+    monkeypatch.setattr(kernels, "sums", streamed)
+    monkeypatch.setattr(kernels, "run_epochs", streamed)
+    fit = fastgd.gd(X, y, lr=0.1, epochs=50, solver="gram", fit_intercept=True)
+    assert reads == [1] and fit.epochs_run == 50
+
+
+def test_gram_errors_name_the_solver():
+    X, y = _noisy(n=50)
+    for kw in (dict(exact=True), dict(batch_size=8), dict(loss="huber")):
+        with pytest.raises(ValueError, match="solver"):
+            fastgd.fit(X, y, solver="gram", **kw)
+
+
+def test_gram_divergence_keeps_the_last_finite_state():
+    X, y = _noisy(n=200)
+    with pytest.raises(fastgd.DivergenceError) as info:
+        fastgd.gd(X, y, lr=50.0, epochs=5_000, solver="gram")
+    fit = info.value.fit
+    assert fit.epochs_run == info.value.epoch and np.isfinite(fit.loss) and np.isfinite(fit.w).all()
+
+
+def test_gram_callback_and_interrupt():
+    X, y = _noisy(n=200)
+    seen = []
+    fastgd.gd(X, y, lr=0.1, epochs=10, solver="gram", callback=lambda e, f: seen.append(f.epochs_run) or e == 3)
+    assert seen == [1, 2, 3, 4]
+
+    def stop(epoch, fit):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(fastgd.FitInterrupted) as info:
+        fastgd.gd(X, y, lr=0.1, epochs=10, solver="gram", callback=stop)
+    assert info.value.fit.epochs_run == 3
