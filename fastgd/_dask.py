@@ -243,17 +243,26 @@ def train(
         X, y = client.persist([X, y])
     x_blocks = X.to_delayed().ravel().tolist()
     y_blocks = y.to_delayed().ravel().tolist()
-    if opts.solver == "gram":
-        # One round trip in all: each chunk's [A | y]ᵀ[A | y], added in chunk order.
-        from fastgd import _gram
+    from fastgd import _gram
 
+    if _gram.chosen(opts, n, d, kernels):
+        # One round trip (and one more per re-anchoring): each chunk's
+        # [A | y]ᵀ[A | y], added in chunk order.
         _gram.check(opts, n)
         gram = dask.delayed(_chunk_gram, pure=True)
         M = _in_chunk_order(dask.compute(*[gram(xb, yb, fit_intercept, name, dtype)
                                            for xb, yb in zip(x_blocks, y_blocks)]))
         if not np.isfinite(M).all():
             _raise_if_not_finite(x_blocks, y_blocks)
-        return _gram.train(M, n, _checks.Problem(X, y, params, scalar_model, fit_intercept), opts, name, state)
+        mse = np.array([0, 1.0, 0.5], dtype=dtype)
+
+        def stream(at: np.ndarray) -> np.ndarray:
+            sums = dask.delayed(_chunk_sums, pure=True)
+            return _in_chunk_order(dask.compute(*[sums(xb, yb, at, fit_intercept, name, False, mse)
+                                                  for xb, yb in zip(x_blocks, y_blocks)]))
+
+        return _gram.train(M, n, _checks.Problem(X, y, params, scalar_model, fit_intercept), opts, name, state,
+                           stream)
 
     arrays = Training(_checks.Problem(X, y, params, scalar_model, fit_intercept), opts, state)
     a = arrays

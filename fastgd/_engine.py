@@ -42,12 +42,17 @@ def train(
     problem = _checks.prepare(X, y, w0, b0, fit_intercept)
     opts = _checks.options(**hyperparameters)
     kernels = _registry.kernels(backend)
-    if opts.solver == "gram":
-        from fastgd import _gram
+    from fastgd import _gram
 
+    if _gram.chosen(opts, problem.X.shape[0], problem.n_features, kernels):
         _gram.check(opts, problem.X.shape[0])
         statistics = _gram.statistics(kernels, problem.X, problem.y, problem.fit_intercept)
-        return _gram.train(statistics, problem.X.shape[0], problem, opts, kernels.NAME, state)
+        loss_spec = np.array([0, 1.0, 0.5], dtype=problem.X.dtype)
+
+        def stream(at: np.ndarray) -> np.ndarray:
+            return kernels.sums(problem.X, problem.y, at, problem.fit_intercept, False, True, loss_spec)
+
+        return _gram.train(statistics, problem.X.shape[0], problem, opts, kernels.NAME, state, stream)
     return run(problem, opts, kernels, state)
 
 

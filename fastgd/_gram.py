@@ -13,17 +13,19 @@ The steps are ``torch.optim.SGD``'s (the numpy kernels' ``_step``, in
 float64), with schedules, momentum, weight decay and averaging as in the
 streaming path; the parameters are handed back in the training dtype.
 
-Precision: the cost is a difference of large terms when it is far below
-``mean(y²)``. Its absolute error is about ``1e-16 · mean(y²)``, so it agrees
-with the streamed cost to 1e-9 relative while the cost stays above about
-``1e-7 · mean(y²)`` (noisy data), not on a fit that converges to zero error
-(such as the tutorial's): ``solver="auto"`` therefore streams, and "gram" is
-used when asked for.
+Precision: ``pᵀGp − 2cᵀp + yy`` cancels as the cost falls far below
+``yy/n`` (near a perfect fit, or with an ill-conditioned ``G``). The form is
+therefore taken around an anchor whose cost and gradient are exact (the start,
+then a streaming pass each time the cost has fallen by ``ANCHOR_FALL``): its
+error stays near ``1e-16 · ANCHOR_FALL`` of the cost, so costs and parameters
+agree with the streamed ones to 1e-9 also for noise-free targets, at the price
+of one extra read per factor 10^3 of fall (none on noisy data once the cost
+has settled at the noise level).
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 
@@ -34,6 +36,15 @@ from fastgd.errors import DivergenceError, FitInterrupted, warn_if_runaway
 
 # Rows per einsum call of the numpy statistics (a bounded float64 temporary).
 _BLOCK_ROWS = 1 << 16
+# A streaming pass re-anchors the quadratic form when the cost has fallen by
+# this factor since the last anchor: the form's relative error stays near
+# 1e-16 · ANCHOR_FALL (1e-13), a fall of 10^15 costs five extra reads.
+ANCHOR_FALL = 1e3
+# ... until the anchor's cost is below ANCHOR_FLOOR · yy/n: from there on the
+# residuals themselves are rounding (about 1e-16 of y), in any solver.
+ANCHOR_FLOOR = 1e-24
+# The epochs of the last fit after which a streaming pass re-anchored.
+LAST_ANCHORS: List[int] = []
 
 
 def statistics(kernels: Any, X: np.ndarray, y: np.ndarray, fit_intercept: bool) -> np.ndarray:
@@ -62,9 +73,14 @@ def numpy_statistics(X: np.ndarray, y: np.ndarray, fit_intercept: bool) -> np.nd
 
 def train(
     M: np.ndarray, n: int, problem: _checks.Problem, opts: _checks.Options, backend: str,
-    state: Optional[OptimizerState] = None,
+    state: Optional[OptimizerState] = None, stream: Optional[Callable[[np.ndarray], np.ndarray]] = None,
 ) -> Fit:
-    """The epochs of a full-batch fit on the statistics ``M`` of ``n`` samples."""
+    """The epochs of a full-batch fit on the statistics ``M`` of ``n`` samples.
+
+    ``stream(params)``: the exact sums ``[Σ r², Σ 2 x̃_j r]`` of a streaming
+    pass (the kernels' ``sums``), used to re-anchor (see the module docstring);
+    None: never re-anchor.
+    """
     from fastgd.kernels.numpy_kernels import _average, _step
 
     p = M.shape[0] - 1
@@ -76,13 +92,32 @@ def train(
     params = a.params
     d = problem.n_features
 
-    def cost_and_gradient(at: np.ndarray) -> tuple:
-        q = np.einsum("ij,j->i", G, at)
-        cost = (float(np.einsum("i,i->", at, q)) - 2.0 * float(np.einsum("i,i->", c, at)) + yy) / n
-        # The exact cost is >= 0; rounding near a perfect fit may not be.
-        return max(cost, 0.0) if np.isfinite(cost) else cost, 2.0 * (q - c) / n
+    # The quadratic form is taken around an anchor p_a whose cost L_a and
+    # gradient g_a are known: L(p) = L_a + g_aᵀδ + δᵀGδ / n, δ = p − p_a.
+    # Its rounding error is then ~1e-16·L_a instead of ~1e-16·yy/n. The first
+    # anchor is the start (from M: exact at the default p = 0, where the cost
+    # is yy/n); a streaming pass moves the anchor whenever the cost has
+    # fallen by ANCHOR_FALL since the last one.
+    anchor = params.copy()
+    q0 = np.einsum("ij,j->i", G, anchor)
+    anchor_cost = (float(np.einsum("i,i->", anchor, q0)) - 2.0 * float(np.einsum("i,i->", c, anchor)) + yy) / n
+    anchor_grad = 2.0 * (q0 - c) / n
+    anchor_cost = max(anchor_cost, 0.0) if np.isfinite(anchor_cost) else anchor_cost
 
-    costs = [cost_and_gradient(params)[0]]
+    def cost_and_gradient(at: np.ndarray) -> tuple:
+        delta = at - anchor
+        q = np.einsum("ij,j->i", G, delta)
+        cost = anchor_cost + float(np.einsum("i,i->", anchor_grad, delta)) + float(np.einsum("i,i->", delta, q)) / n
+        # The exact cost is >= 0; rounding near a perfect fit may not be.
+        return max(cost, 0.0) if np.isfinite(cost) else cost, anchor_grad + 2.0 * q / n
+
+    def re_anchor(at: np.ndarray) -> tuple:
+        nonlocal anchor, anchor_cost, anchor_grad
+        totals = stream(at.astype(dtype))
+        anchor, anchor_cost, anchor_grad = at.copy(), float(totals[0]) / n, totals[1:] / n
+        return anchor_cost, anchor_grad.copy()
+
+    costs = [anchor_cost]
 
     def result(at_previous: bool, epochs_run: int) -> Fit:
         at = a.previous if at_previous else params
@@ -100,12 +135,17 @@ def train(
                               fit=result(False, 0))
     a.grad[:] = cost_and_gradient(params)[1]
     rates = opts.rates(0, opts.epochs) if opts.callback is None and opts.epochs <= 1 << 16 else None
+    anchors: list = []  # the epochs after which a streaming pass re-anchored (for tests and notes)
     try:
         for epoch in range(opts.epochs):
             a.hyper[0] = rates[epoch] if rates is not None else opts.rate(epoch)
             _step(params, a.grad, a.velocity, a.steps, a.hyper, opts.nesterov, a.decayed)
             _average(params, a.steps, a.average, a.averaged)
             cost, a.grad[:] = cost_and_gradient(params)
+            if (stream is not None and np.isfinite(cost) and cost * ANCHOR_FALL < anchor_cost
+                    and anchor_cost > ANCHOR_FLOOR * yy / n):
+                cost, a.grad[:] = re_anchor(params)
+                anchors.append(epoch)
             costs.append(cost)
             if not np.isfinite(cost):
                 raise DivergenceError(f"the loss became {cost} during epoch {epoch}; lower lr", epoch=epoch,
@@ -122,7 +162,26 @@ def train(
     if state is not None:
         state.save(a.velocity, a.steps[0])
     warn_if_runaway(costs)
+    LAST_ANCHORS[:] = anchors
     return result(False, len(costs) - 1)
+
+
+# solver="auto" takes the Gram path for full-batch mse fits of at least this
+# many samples and ``AUTO_EPOCHS + AUTO_EPOCHS_PER_FEATURE · d`` epochs, on a
+# backend with a compiled ``gram`` (benchmarks/NOTES.md item 11: the pass
+# costs about 3 streaming epochs at d = 1, 13 at d = 8 and 48 at d = 64).
+AUTO_MIN_SAMPLES = 1 << 16
+AUTO_EPOCHS = 4
+AUTO_EPOCHS_PER_FEATURE = 1.5
+
+
+def chosen(opts: _checks.Options, n: int, d: int, kernels: Any) -> bool:
+    """Whether this fit runs on the Gram statistics (``solver`` and the auto rule)."""
+    if opts.solver != "auto":
+        return opts.solver == "gram"
+    full_batch = opts.batch_size is None or opts.batch_size >= n
+    return (full_batch and opts.loss == "mse" and not opts.exact and n >= AUTO_MIN_SAMPLES
+            and opts.epochs >= AUTO_EPOCHS + AUTO_EPOCHS_PER_FEATURE * d and hasattr(kernels, "gram"))
 
 
 def check(opts: _checks.Options, n: int) -> None:

@@ -113,3 +113,38 @@ def test_gram_callback_and_interrupt():
     with pytest.raises(fastgd.FitInterrupted) as info:
         fastgd.gd(X, y, lr=0.1, epochs=10, solver="gram", callback=stop)
     assert info.value.fit.epochs_run == 3
+
+
+@pytest.mark.parametrize("condition", [1.0, 1e3, 1e6])
+def test_noise_free_targets_from_a_far_start(condition, cpu_backend):
+    """The plain form misses by up to 1e5 here; re-anchoring keeps every loss
+    within 1e-9 of the reference while it falls by up to 10^15."""
+    rng = np.random.default_rng(0)
+    scales = np.geomspace(1.0, 1.0 / np.sqrt(condition), 3)
+    X = rng.standard_normal((2_000, 3)) * scales
+    y = X @ np.array([1.0, -2.0, 3.0])
+    kw = dict(lr=0.4, epochs=60, w0=np.array([50.0, 50.0, 50.0]))
+    expected = reference.fit(X, y, **kw)
+    got = fastgd.fit(X, y, solver="gram", **kw)
+    kept = expected.losses >= expected.losses[0] * 1e-15
+    np.testing.assert_allclose(got.losses[kept], expected.losses[kept], rtol=1e-9)
+    np.testing.assert_allclose(got.w, expected.w, rtol=1e-9)
+    if condition == 1.0:
+        assert _gram.LAST_ANCHORS, "a fall of 10^15 needs streaming re-anchors"
+
+
+def test_auto_takes_the_gram_path_only_where_it_pays(monkeypatch):
+    calls = []
+    real = _gram.train
+    monkeypatch.setattr(_gram, "train", lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
+    X, y = _noisy(n=1 << 16, d=2)
+    kernels = fastgd._registry.kernels()
+    fastgd.gd(X, y, lr=0.1, epochs=50)
+    assert calls == ([1] if hasattr(kernels, "gram") else [])
+    calls.clear()
+    fastgd.gd(X, y, lr=0.1, epochs=2)  # too few epochs to repay the pass
+    fastgd.gd(X, y, lr=0.1, epochs=50, exact=True)
+    fastgd.minibatch_sgd(X, y, batch_size=64, lr=0.01, epochs=50)
+    fastgd.gd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], lr=0.1, epochs=100)  # the tutorial streams
+    fastgd.gd(X, y, lr=0.1, epochs=50, solver="stream")
+    assert calls == []
