@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def client():
     cluster = distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"},
+        dashboard_address=":0", env={"NUMBA_NUM_THREADS": "1"},  # any free port: runs may overlap
     )
     with distributed.Client(cluster) as c:
         yield c
