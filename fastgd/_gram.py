@@ -169,7 +169,7 @@ def train(
 # solver="auto" takes the Gram path for full-batch mse fits of at least this
 # many samples and ``AUTO_EPOCHS + AUTO_EPOCHS_PER_FEATURE · d`` epochs, on a
 # backend with a compiled ``gram`` (benchmarks/NOTES.md item 11: the pass
-# costs about 3 streaming epochs at d = 1, 13 at d = 8 and 48 at d = 64).
+# costs about 1 streaming epoch at d = 1, 5 at d = 8 and 16 at d = 64).
 AUTO_MIN_SAMPLES = 1 << 16
 AUTO_EPOCHS = 4
 AUTO_EPOCHS_PER_FEATURE = 1.5

@@ -780,27 +780,85 @@ def _run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_interce
 @jit
 def _gram_block(X, y, fit_intercept, start, stop, out):
     """Add the rows start..stop-1 of ``[X (1) | y]`` to ``out`` = its upper
-    triangle of ``AᵀA`` (float64, row by row in order)."""
+    triangle of ``AᵀA`` (float64): four rows at a time, their products added
+    as ``(r0 + r1) + (r2 + r3)`` before one update of ``out`` (a fixed order:
+    the same bits on every run), then the last rows one by one."""
     d = X.shape[1]
     p = d + 1 if fit_intercept else d
-    row = np.empty(p + 1)
-    for i in range(start, stop):
-        for j in range(d):
-            row[j] = X[i, j]
-        if fit_intercept:
-            row[d] = 1.0
-        row[p] = y[i]
+    rows = np.empty((4, p + 1))
+    i = start
+    while i + 4 <= stop:
+        for r in range(4):
+            for j in range(d):
+                rows[r, j] = X[i + r, j]
+            if fit_intercept:
+                rows[r, d] = 1.0
+            rows[r, p] = y[i + r]
         for j in range(p + 1):
-            value = row[j]
+            a0 = rows[0, j]
+            a1 = rows[1, j]
+            a2 = rows[2, j]
+            a3 = rows[3, j]
             for k in range(j, p + 1):
-                out[j, k] += value * row[k]
+                out[j, k] += (a0 * rows[0, k] + a1 * rows[1, k]) + (a2 * rows[2, k] + a3 * rows[3, k])
+        i += 4
+    while i < stop:
+        for j in range(d):
+            rows[0, j] = X[i, j]
+        if fit_intercept:
+            rows[0, d] = 1.0
+        rows[0, p] = y[i]
+        for j in range(p + 1):
+            value = rows[0, j]
+            for k in range(j, p + 1):
+                out[j, k] += value * rows[0, k]
+        i += 1
+
+
+@jit
+def _gram_block_one_feature(X, y, fit_intercept, start, stop, out):
+    """``_gram_block`` for one feature: the same products in the same order,
+    kept in registers (six independent chains instead of a loop over ``out``:
+    4.9 -> see benchmarks/NOTES.md item 11 for the measured ns/sample)."""
+    sxx = 0.0
+    sx = 0.0
+    sxy = 0.0
+    sy = 0.0
+    syy = 0.0
+    for i in range(start, stop):
+        x = np.float64(X[i, 0])
+        t = np.float64(y[i])
+        sxx += x * x
+        sx += x
+        sxy += x * t
+        sy += t
+        syy += t * t
+    if fit_intercept:
+        out[0, 0] += sxx
+        out[0, 1] += sx
+        out[0, 2] += sxy
+        out[1, 1] += np.float64(stop - start)
+        out[1, 2] += sy
+        out[2, 2] += syy
+    else:
+        out[0, 0] += sxx
+        out[0, 1] += sxy
+        out[1, 1] += syy
+
+
+@jit
+def _gram_any_block(X, y, fit_intercept, start, stop, out):
+    if X.shape[1] == 1:
+        _gram_block_one_feature(X, y, fit_intercept, start, stop, out)
+    else:
+        _gram_block(X, y, fit_intercept, start, stop, out)
 
 
 @jit(parallel=True)
 def _gram_parallel(X, y, fit_intercept, partials):
     n = X.shape[0]
     for blk in prange(partials.shape[0]):
-        _gram_block(X, y, fit_intercept, blk * BLOCK, min(n, (blk + 1) * BLOCK), partials[blk])
+        _gram_any_block(X, y, fit_intercept, blk * BLOCK, min(n, (blk + 1) * BLOCK), partials[blk])
 
 
 @jit(nogil=True)
@@ -813,7 +871,7 @@ def _gram(X, y, fit_intercept):
         _gram_parallel(X, y, fit_intercept, partials)
     else:
         for blk in range(n_blocks):
-            _gram_block(X, y, fit_intercept, blk * BLOCK, min(n, (blk + 1) * BLOCK), partials[blk])
+            _gram_any_block(X, y, fit_intercept, blk * BLOCK, min(n, (blk + 1) * BLOCK), partials[blk])
     out = partials[0].copy()
     for blk in range(1, n_blocks):
         out += partials[blk]
