@@ -92,6 +92,9 @@ class GDRegressor(RegressorMixin, BaseEstimator):
     decay_intercept : bool, default=True
         False: ``weight_decay`` on ``coef_`` only (torch's parameter group
         for the bias with ``weight_decay=0``); not with ``sample_weight``.
+    solver : {"auto", "stream", "gram"}, default="auto"
+        Full-batch GD from one read of the data ("gram"), or streaming it
+        every epoch; see :func:`fastgd.fit`.
     fit_intercept : bool, default=True
         Learn ``intercept_``; otherwise it is 0.0.
     shuffle : bool, default=False
@@ -186,6 +189,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         delta: float = 1.0,
         average: Any = False,
         decay_intercept: bool = True,
+        solver: str = "auto",
         fit_intercept: bool = True,
         shuffle: bool = False,
         random_state: Any = None,
@@ -209,6 +213,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         self.delta = delta
         self.average = average
         self.decay_intercept = decay_intercept
+        self.solver = solver
         self.fit_intercept = fit_intercept
         self.shuffle = shuffle
         self.random_state = random_state
@@ -385,7 +390,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             dampening=self.dampening, nesterov=self.nesterov, weight_decay=self.weight_decay,
             shuffle=self.shuffle, seed=seed, exact=self.exact,
             callback=reporter if reporter.active else None, loss=self.loss, delta=self.delta,
-            average=self.average, decay_intercept=self.decay_intercept,
+            average=self.average, decay_intercept=self.decay_intercept, solver=self.solver,
         )
         run_state = OptimizerState(state.velocity, state.steps)
         try:

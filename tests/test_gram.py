@@ -148,3 +148,12 @@ def test_auto_takes_the_gram_path_only_where_it_pays(monkeypatch):
     fastgd.gd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], lr=0.1, epochs=100)  # the tutorial streams
     fastgd.gd(X, y, lr=0.1, epochs=50, solver="stream")
     assert calls == []
+
+
+def test_gdregressor_takes_the_solver():
+    pytest.importorskip("sklearn")
+    X, y = _noisy(n=500, d=3)
+    streamed = fastgd.GDRegressor(lr=0.1, epochs=30, solver="stream").fit(X, y)
+    gram = fastgd.GDRegressor(lr=0.1, epochs=30, solver="gram").fit(X, y)
+    np.testing.assert_allclose(gram.coef_, streamed.coef_, rtol=1e-9)
+    np.testing.assert_allclose(gram.loss_curve_, streamed.loss_curve_, rtol=1e-9)
