@@ -188,9 +188,7 @@ def _segmented_epoch(
     costs[0] = kernels.sums(X, y, a.params, problem.fit_intercept, opts.exact, False, a.loss_spec)[0] / X.shape[0]
     if not np.isfinite(costs[0]):
         return 0
-    a.previous[:] = a.params
-    a.average[1] = a.average[0]
-    a.averaged[1] = a.averaged[0]
+    a.commit_epoch()
     return 1
 
 

@@ -150,9 +150,7 @@ def train(
             if not np.isfinite(cost):
                 raise DivergenceError(f"the loss became {cost} during epoch {epoch}; lower lr", epoch=epoch,
                                       fit=result(True, epoch))
-            a.previous[:] = params
-            a.average[1] = a.average[0]
-            a.averaged[1] = a.averaged[0]
+            a.commit_epoch()
             if opts.callback is not None and opts.callback(epoch, result(False, epoch + 1)):
                 break
     except KeyboardInterrupt as exc:

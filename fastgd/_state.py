@@ -94,6 +94,14 @@ class Training:
         self.averaged = np.array([0, 0, first], dtype=np.int64)
         self.stop = np.zeros(1, dtype=np.int64)
 
+    def commit_epoch(self) -> None:
+        """An epoch ended with a finite cost: it is now the state to fall back
+        to (``previous`` and the average's copy; the compiled ``run_epochs``
+        does the same inside its loop)."""
+        self.previous[:] = self.params
+        self.average[1] = self.average[0]
+        self.averaged[1] = self.averaged[0]
+
     def mean(self, at_previous: bool) -> Optional[np.ndarray]:
         """The running mean of the iterates (now, or at ``previous``); None before any update."""
         row = 1 if at_previous else 0
