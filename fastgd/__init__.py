@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "forward", "loss", "cost", "gradient", "fit", "gd", "sgd", "minibatch_sgd",
     "Fit", "DivergenceError", "DivergenceWarning", "FitInterrupted", "BackendFallbackWarning", "BackendInfo", "backends", "use",
-    "datasets", "schedules", "GDRegressor", "__version__",
+    "datasets", "schedules", "GDRegressor", "SGDRegressor", "__version__",
 ]
 
 
@@ -344,6 +344,10 @@ def __getattr__(name: str) -> Any:
         from fastgd.estimator import GDRegressor
 
         return GDRegressor
+    if name == "SGDRegressor":
+        from fastgd.sgd_regressor import SGDRegressor
+
+        return SGDRegressor
     if name == "schedules":
         import importlib
 

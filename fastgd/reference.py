@@ -49,6 +49,30 @@ def _predict_row(row: Sequence[float], params: Sequence[float], d: int, intercep
     return pred
 
 
+def _predict_sparse_row(row: tuple, params: Sequence[float], d: int, intercept: bool) -> float:
+    """:func:`_predict_row` of a sparse row ``(columns, values)``: the stored
+    terms in column order. The same bits as the dense row's sum (its other
+    terms are zeros; fastgd/_sparse.py), except the sign of a zero sum, which
+    no result but ``forward`` shows (see :func:`_dense_zero`)."""
+    columns, values = row
+    pred = 0.0
+    for j, x in zip(columns, values):
+        pred += x * params[j]
+    if intercept:
+        pred += params[d]
+    return pred
+
+
+def _dense_zero(row: tuple, params: Sequence[float], d: int, intercept: bool) -> float:
+    """The sign the dense sum gives a zero prediction: -0.0 exactly when every
+    dense term (``x_j·w_j`` for all ``j``, unstored ``x_j`` being +0.0, and ``b``)
+    is -0.0."""
+    columns, values = row
+    stored = dict(zip(columns, values))
+    terms = [(stored.get(j, 0.0) + 0.0) * params[j] for j in range(d)] + ([params[d]] if intercept else [])
+    return -0.0 if all(t == 0 and math.copysign(1.0, t) < 0 for t in terms) else 0.0
+
+
 def _huber(r: float, delta: float) -> tuple:
     """torch's ``HuberLoss(delta)`` of one residual and its derivative."""
     a = abs(r)
@@ -78,6 +102,8 @@ def _sums(
     ``2 * r`` (the tutorial's). ``huber``/``l1``: ``ℓ`` and ``ℓ'`` from
     :func:`_huber` / :func:`_l1`, the terms ``x_j * ℓ'`` and ``ℓ'``.
     """
+    if isinstance(rows, _SparseRows):
+        return _sparse_sums(rows, ys, indices, params, intercept, want_gradient, loss, delta)
     d = len(rows[0])
     sums = [0.0] * (1 + len(params))
     for i in indices:
@@ -98,6 +124,61 @@ def _sums(
                 sums[1 + j] += row[j] * slope
             if intercept:
                 sums[1 + d] += slope
+    return sums
+
+
+class _SparseRows(list):
+    """The rows of sparse ``X``: ``(columns, values)`` per row, and ``d``."""
+
+    def __init__(self, X: Any) -> None:
+        from fastgd import _sparse
+
+        super().__init__(_sparse.reference_rows(X))
+        self.d = X.shape[1]
+
+
+def _rows(X: Any) -> Any:
+    """``X`` as the Python rows the sums read: lists of floats, or :class:`_SparseRows`."""
+    from fastgd import _sparse
+
+    return _SparseRows(X) if _sparse.is_csr(X) else X.tolist()
+
+
+def _sparse_sums(
+    rows: _SparseRows,
+    ys: List[float],
+    indices: Sequence[int],
+    params: Sequence[float],
+    intercept: bool,
+    want_gradient: bool,
+    loss: str = "mse",
+    delta: float = 1.0,
+) -> List[float]:
+    """:func:`_sums` over sparse rows: the stored entries only, in column order.
+    The same bits as the dense rows (fastgd/_sparse.py): the unstored terms
+    of the dense sums are zeros that change no sum."""
+    d = rows.d
+    sums = [0.0] * (1 + len(params))
+    for i in indices:
+        row = rows[i]
+        r = _predict_sparse_row(row, params, d, intercept) - ys[i]
+        if loss == "mse":
+            sums[0] += r * r
+            if want_gradient:
+                for j, x in zip(*row):
+                    sums[1 + j] += 2 * x * r
+                if intercept:
+                    sums[1 + d] += 2 * r
+            continue
+        value, slope = _huber(r, delta) if loss == "huber" else _l1(r)
+        sums[0] += value
+        if want_gradient:
+            for j, x in zip(*row):
+                sums[1 + j] += x * slope
+            if intercept:
+                sums[1 + d] += slope
+    if not all(math.isfinite(v) for v in params):
+        sums[0] = math.nan  # the dense cost is NaN (0·inf), even where a weight's column is empty
     return sums
 
 
@@ -230,7 +311,7 @@ def _fit(
     ``hyperparameters`` are every other keyword of :func:`fit`."""
     problem = _checks.prepare(X, y, w0, b0, fit_intercept)
     opts = _checks.options(**hyperparameters)
-    rows = problem.X.tolist()
+    rows = _rows(problem.X)
     ys = problem.y.tolist()
     n, d = problem.X.shape
     intercept = problem.fit_intercept
@@ -454,7 +535,12 @@ def forward(x: Any, w: Any, b: Optional[float] = None) -> Union[float, Any]:
     model = _checks.model_inputs(x, w, b)
     params = model.params.astype(float).tolist()
     d = model.X.shape[1]
-    preds = [_predict_row(row, params, d, model.has_intercept) for row in model.X.tolist()]
+    rows = _rows(model.X)
+    if isinstance(rows, _SparseRows):
+        preds = [_predict_sparse_row(row, params, d, model.has_intercept) for row in rows]
+        preds = [p if p != 0 else _dense_zero(row, params, d, model.has_intercept) for p, row in zip(preds, rows)]
+    else:
+        preds = [_predict_row(row, params, d, model.has_intercept) for row in rows]
     return _shape_output(preds, model)
 
 
@@ -474,8 +560,10 @@ def loss(x: Any, y: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse"
     params = model.params.astype(float).tolist()
     d = model.X.shape[1]
     errors = []
-    for row, target in zip(model.X.tolist(), ys):
-        r = _predict_row(row, params, d, model.has_intercept) - target
+    rows = _rows(model.X)
+    predict = _predict_sparse_row if isinstance(rows, _SparseRows) else _predict_row
+    for row, target in zip(rows, ys):
+        r = predict(row, params, d, model.has_intercept) - target
         errors.append(r * r if kind == 0 else (_huber(r, delta) if kind == 1 else _l1(r))[0])
     return _shape_output(errors, model)
 
@@ -493,7 +581,7 @@ def cost(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "ms
     delta = _checks.loss_options(loss, delta)[1]
     model = _checks.model_inputs(xs, w, b, x_name="xs")
     targets = _checks.targets(ys, model, "ys", "xs").tolist()
-    rows = model.X.tolist()
+    rows = _rows(model.X)
     params = model.params.astype(float).tolist()
     return _sums(rows, targets, range(len(rows)), params, model.has_intercept, False, loss,
                  delta)[0] / len(rows)
@@ -513,7 +601,7 @@ def gradient(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str =
 
     model = _checks.model_inputs(xs, w, b, x_name="xs")
     targets = _checks.targets(ys, model, "ys", "xs").tolist()
-    rows = model.X.tolist()
+    rows = _rows(model.X)
     n, d = model.X.shape
     params = model.params.astype(float).tolist()
     delta = _checks.loss_options(loss, delta)[1]
@@ -521,3 +609,22 @@ def gradient(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str =
     grad = [s / n for s in sums[1:]]
     dw = grad[0] if model.scalar_model else np.array(grad[:d])
     return (dw, grad[d]) if model.has_intercept else dw
+
+
+def __getattr__(name: str) -> Any:
+    # The estimator needs scikit-learn: loaded on first use only.
+    if name == "SGDRegressor":
+        from fastgd.sgd_regressor import SGDRegressor as _Compiled
+
+        class SGDRegressor(_Compiled):
+            """:class:`fastgd.SGDRegressor` whose epochs run in the pure-Python
+            loop of ``fastgd/_sgd_regressor_reference.py`` (the oracle of its
+            kernels); ``backend`` is ignored."""
+
+            _pure_python = True
+
+        SGDRegressor.__module__ = __name__
+        SGDRegressor.__qualname__ = "SGDRegressor"  # pickled by name, found again by this __getattr__
+        globals()["SGDRegressor"] = SGDRegressor
+        return SGDRegressor
+    raise AttributeError(f"module 'fastgd.reference' has no attribute {name!r}")

@@ -54,6 +54,7 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
 from fastgd.kernels._numba_jit import jit, prange  # first: a missing numba is reported as such
+from fastgd.kernels.numba_sgd_regressor import sgd_regressor_epochs  # noqa: F401  (SGDRegressor's kernel)
 
 NAME = "numba"
 BLOCK = 4096

@@ -15,6 +15,9 @@ import functools
 
 import numpy as np
 
+# SGDRegressor's per-sample chain has nothing to vectorise: the reference's loop.
+from fastgd._sgd_regressor_reference import sgd_regressor_epochs  # noqa: F401
+
 NAME = "numpy"
 BLOCK = 4096  # the same blocks as numba_kernels.BLOCK
 

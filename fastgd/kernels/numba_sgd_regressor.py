@@ -1,0 +1,318 @@
+"""Numba kernel of ``fastgd.SGDRegressor``; mirrors fastgd/_sgd_regressor_reference.py
+(the operation order, the slots of sgd_regressor_layout.py) and is mirrored by
+fastgd_ext/_sgd_regressor.pyx.
+
+One sequential chain of per-sample steps (each step reads the weights the
+previous one wrote), so one thread, without the GIL. Dense rows visit every
+feature; CSR rows only their stored entries (``sparse``), as scikit-learn
+does (its L1 penalty, too, touches only the row's features).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fastgd.kernels._numba_jit import jit
+from fastgd.kernels.sgd_regressor_layout import (
+    ADAPTIVE,
+    C_ALPHA,
+    C_AVERAGE,
+    C_EPSILON,
+    C_ETA0,
+    C_FIT_INTERCEPT,
+    C_INTERCEPT_DECAY,
+    C_L1_RATIO,
+    C_LOSS,
+    C_OPTIMAL_INIT,
+    C_PATIENCE,
+    C_PENALTY,
+    C_POWER_T,
+    C_RATE,
+    C_SHUFFLE,
+    C_STOPPING_RULE,
+    C_TOL,
+    C_TRAIN_COUNT,
+    C_WSCALE_MIN,
+    ELASTICNET,
+    EPSILON_INSENSITIVE,
+    HUBER,
+    INVSCALING,
+    L1,
+    L2,
+    OPTIMAL,
+    S_AVERAGE_A,
+    S_AVERAGE_B,
+    S_AVERAGE_INTERCEPT,
+    S_BAD_EPOCHS,
+    S_BEST,
+    S_CONVERGED,
+    S_ETA,
+    S_INTERCEPT,
+    S_L1_NORM,
+    S_NONFINITE,
+    S_OBJECTIVE,
+    S_SQ_NORM,
+    S_SUMLOSS,
+    S_T,
+    S_U,
+    S_WSCALE,
+    SQUARED_EPSILON_INSENSITIVE,
+)
+
+MAX_DLOSS = 1e12
+# The stop flag is read every this many samples.
+CHECK_EVERY = 4096
+
+
+@jit(inline="always")
+def _loss(loss, epsilon, y, p):
+    if loss == HUBER:
+        r = abs(y - p)
+        if r <= epsilon:
+            return 0.5 * (r * r)
+        return epsilon * (r - 0.5 * epsilon)
+    if loss == EPSILON_INSENSITIVE:
+        gap = abs(y - p) - epsilon
+        return gap if gap > 0 else 0.0
+    if loss == SQUARED_EPSILON_INSENSITIVE:
+        gap = abs(y - p) - epsilon
+        return gap * gap if gap > 0 else 0.0
+    return 0.5 * (p - y) * (p - y)
+
+
+@jit(inline="always")
+def _dloss(loss, epsilon, y, p):
+    if loss == HUBER:
+        r = p - y
+        if abs(r) <= epsilon:
+            return r
+        return epsilon if r >= 0.0 else -epsilon
+    if loss == EPSILON_INSENSITIVE:
+        if y - p > epsilon:
+            return -1.0
+        if p - y > epsilon:
+            return 1.0
+        return 0.0
+    if loss == SQUARED_EPSILON_INSENSITIVE:
+        z = y - p
+        if z > epsilon:
+            return -2.0 * (z - epsilon)
+        if z < -epsilon:
+            return 2.0 * (-z - epsilon)
+        return 0.0
+    return p - y
+
+
+@jit(inline="always")
+def _next_random(rng):
+    rng[0] += np.uint64(0x9E3779B97F4A7C15)
+    z = rng[0]
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@jit
+def _shuffle(order, rng):
+    for i in range(order.shape[0] - 1, 0, -1):
+        u = float(_next_random(rng) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+        j = min(int(u * (i + 1)), i)
+        tmp = order[i]
+        order[i] = order[j]
+        order[j] = tmp
+
+
+@jit
+def _fold_scale(coef, average_coef, averaging, avg_a, avg_b, wscale):
+    if averaging:
+        for j in range(coef.shape[0]):
+            average_coef[j] = (average_coef[j] + avg_a * coef[j]) * (1.0 / avg_b)
+    for j in range(coef.shape[0]):
+        coef[j] = coef[j] * wscale
+
+
+@jit(nogil=True)
+def sgd_regressor_epochs(X, data, indices, indptr, sparse, y, sample_weight, order, coef, average_coef, q,
+                         previous, state, config, rng, max_epochs, stop):
+    d = coef.shape[0]
+    loss = int(config[C_LOSS])
+    epsilon = config[C_EPSILON]
+    penalty = int(config[C_PENALTY])
+    alpha = config[C_ALPHA]
+    l1_ratio = config[C_L1_RATIO]
+    rate = int(config[C_RATE])
+    eta0 = config[C_ETA0]
+    power_t = config[C_POWER_T]
+    optimal_init = config[C_OPTIMAL_INIT]
+    fit_intercept = config[C_FIT_INTERCEPT] != 0
+    decay = config[C_INTERCEPT_DECAY]
+    average = int(config[C_AVERAGE])
+    tol = config[C_TOL]
+    patience = int(config[C_PATIENCE])
+    rule = config[C_STOPPING_RULE] != 0
+    train_count = config[C_TRAIN_COUNT]
+    wscale_min = config[C_WSCALE_MIN]
+    shuffled = config[C_SHUFFLE] != 0
+    shrinks = penalty == L2 or penalty == ELASTICNET
+    truncates = penalty == L1 or penalty == ELASTICNET
+
+    intercept = state[S_INTERCEPT]
+    wscale = state[S_WSCALE]
+    avg_a = state[S_AVERAGE_A]
+    avg_b = state[S_AVERAGE_B]
+    avg_intercept = state[S_AVERAGE_INTERCEPT]
+    u = state[S_U]
+    t = state[S_T]
+    eta = state[S_ETA]
+    best = state[S_BEST]
+    bad = int(state[S_BAD_EPOCHS])
+    sq_norm = state[S_SQ_NORM]
+    l1_norm = state[S_L1_NORM]
+    penalised = penalty != 0
+
+    epochs = 0
+    for _ in range(max_epochs):
+        if stop[0]:
+            break
+        if shuffled:
+            _shuffle(order, rng)
+        sumloss = 0.0
+        objective = 0.0
+        interrupted = False
+        for k in range(order.shape[0]):
+            if k % CHECK_EVERY == CHECK_EVERY - 1 and stop[0]:
+                interrupted = True
+                break
+            i = order[k]
+            if sparse:
+                lo = indptr[i]
+                hi = indptr[i + 1]
+            else:
+                lo = 0
+                hi = d
+            dot = 0.0
+            if sparse:
+                for m in range(lo, hi):
+                    dot += coef[indices[m]] * data[m]
+            else:
+                for j in range(d):
+                    dot += coef[j] * X[i, j]
+            yi = float(y[i])
+            p = dot * wscale + intercept
+            if rate == OPTIMAL:
+                eta = 1.0 / (alpha * (optimal_init + t - 1.0))
+            elif rate == INVSCALING:
+                eta = eta0 / math.pow(t, power_t)
+            value = _loss(loss, epsilon, yi, p)
+            sumloss += value
+            objective += value
+            if penalised:
+                norm = math.sqrt(sq_norm)
+                objective += alpha * ((1.0 - l1_ratio) * 0.5 * (norm * norm) + l1_ratio * l1_norm)
+            dloss = _dloss(loss, epsilon, yi, p)
+            if dloss < -MAX_DLOSS:
+                dloss = -MAX_DLOSS
+            elif dloss > MAX_DLOSS:
+                dloss = MAX_DLOSS
+            update = -eta * dloss
+            update *= sample_weight[i]
+            if shrinks:
+                shrink = max(0.0, 1.0 - (1.0 - l1_ratio) * eta * alpha)
+                wscale *= shrink
+                sq_norm *= shrink * shrink
+                l1_norm *= shrink
+                if wscale < wscale_min:
+                    _fold_scale(coef, average_coef, average > 0, avg_a, avg_b, wscale)
+                    if average > 0:
+                        avg_a = 0.0
+                        avg_b = 1.0
+                    wscale = 1.0
+            if update != 0.0:
+                step = update / wscale
+                squares = 0.0
+                absolutes = 0.0
+                if sparse:
+                    for m in range(lo, hi):
+                        j = indices[m]
+                        coef[j] += data[m] * step
+                        squares += float(coef[j]) * coef[j]
+                        absolutes += abs(float(coef[j]))
+                else:
+                    for j in range(d):
+                        coef[j] += X[i, j] * step
+                        squares += float(coef[j]) * coef[j]
+                        absolutes += abs(float(coef[j]))
+                sq_norm = squares * (wscale * wscale)
+                l1_norm = absolutes * wscale
+                if fit_intercept:
+                    intercept += update * decay
+            if 0 < average <= t:
+                kk = t - average + 1.0
+                shift = -update / wscale
+                if sparse:
+                    for m in range(lo, hi):
+                        average_coef[indices[m]] += avg_a * data[m] * shift
+                else:
+                    for j in range(d):
+                        average_coef[j] += avg_a * X[i, j] * shift
+                if kk > 1.0:
+                    avg_b /= 1.0 - 1.0 / kk
+                avg_a += (1.0 / kk) * avg_b * wscale
+                avg_intercept += (intercept - avg_intercept) / kk
+            if truncates:
+                u += l1_ratio * eta * alpha
+                for m in range(lo, hi):
+                    j = indices[m] if sparse else m
+                    z = float(coef[j])
+                    if wscale * z > 0.0:
+                        coef[j] = max(0.0, z - (u + q[j]) / wscale)
+                    elif wscale * z < 0.0:
+                        coef[j] = min(0.0, z + (u - q[j]) / wscale)
+                    q[j] += wscale * (coef[j] - z)
+            t += 1.0
+        if interrupted:
+            break
+        epochs += 1
+        state[S_SUMLOSS] = sumloss
+        state[S_OBJECTIVE] = objective
+        finite = math.isfinite(intercept)
+        for j in range(d):
+            if not math.isfinite(coef[j]):
+                finite = False
+        if not finite:
+            state[S_NONFINITE] = 1.0
+            break
+        for j in range(d):
+            previous[j] = coef[j] * wscale
+        previous[d] = intercept
+        if rule:
+            mean = objective / train_count
+            if tol > -math.inf and mean > best - tol:
+                bad += 1
+            else:
+                bad = 0
+            if mean < best:
+                best = mean
+            if bad >= patience:
+                if rate == ADAPTIVE and eta > 1e-6:
+                    eta = eta / 5.0
+                    bad = 0
+                else:
+                    state[S_CONVERGED] = 1.0
+                    break
+
+    state[S_INTERCEPT] = intercept
+    state[S_WSCALE] = wscale
+    state[S_AVERAGE_A] = avg_a
+    state[S_AVERAGE_B] = avg_b
+    state[S_AVERAGE_INTERCEPT] = avg_intercept
+    state[S_U] = u
+    state[S_T] = t
+    state[S_ETA] = eta
+    state[S_BEST] = best
+    state[S_BAD_EPOCHS] = bad
+    state[S_SQ_NORM] = sq_norm
+    state[S_L1_NORM] = l1_norm
+    return epochs
