@@ -297,7 +297,7 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         rs = self.random_state
         if not (rs is None or isinstance(rs, np.random.RandomState)
                 or (isinstance(rs, numbers.Integral) and not isinstance(rs, (bool, np.bool_))
-                    and 0 <= rs < 2**32)):
+                    and 0 <= int(rs) < 2**32)):
             _invalid(self, "random_state", "an int in the range [0, 4294967295], an instance of "
                      "'numpy.random.mtrand.RandomState' or None")
         if self.backend is not None and not isinstance(self.backend, str):

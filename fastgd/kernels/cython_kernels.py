@@ -26,6 +26,11 @@ else:
 
 BLOCK = 4096 if _kernels is None else _kernels.BLOCK
 
+try:
+    from fastgd_ext._sgd_regressor import sgd_regressor_epochs  # noqa: F401  (SGDRegressor's kernel)
+except ImportError:  # an extension built before it existed: SGDRegressor says so by name
+    pass
+
 _BUILD_HINT = "pip install -e . (or python setup.py build_ext --inplace) builds it"
 
 

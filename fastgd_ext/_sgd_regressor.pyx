@@ -1,0 +1,393 @@
+# Mirrors fastgd/kernels/numba_sgd_regressor.py (the same operation order, lanes included); the slots are fastgd/kernels/sgd_regressor_layout.py's.
+"""Cython kernel of ``fastgd.SGDRegressor``: one sequential chain of
+per-sample steps over dense rows or CSR rows, without the GIL. See the numba
+kernel's docstring for what it computes; ``fastgd/_sgd_regressor_reference.py``
+is the oracle written for reading.
+"""
+
+from cython cimport floating
+from libc.math cimport fabs, isfinite, pow, sqrt, INFINITY
+from libc.stdint cimport int32_t, int64_t, uint64_t
+
+ctypedef fused index_t:
+    int32_t
+    int64_t
+
+# sgd_regressor_layout.py, slot by slot (tests/test_sgd_regressor.py compares them).
+cdef enum:
+    C_LOSS = 0
+    C_EPSILON = 1
+    C_PENALTY = 2
+    C_ALPHA = 3
+    C_L1_RATIO = 4
+    C_RATE = 5
+    C_ETA0 = 6
+    C_POWER_T = 7
+    C_OPTIMAL_INIT = 8
+    C_FIT_INTERCEPT = 9
+    C_INTERCEPT_DECAY = 10
+    C_AVERAGE = 11
+    C_TOL = 12
+    C_PATIENCE = 13
+    C_STOPPING_RULE = 14
+    C_TRAIN_COUNT = 15
+    C_WSCALE_MIN = 16
+    C_SHUFFLE = 17
+    S_INTERCEPT = 0
+    S_WSCALE = 1
+    S_AVERAGE_A = 2
+    S_AVERAGE_B = 3
+    S_AVERAGE_INTERCEPT = 4
+    S_U = 5
+    S_T = 6
+    S_ETA = 7
+    S_BEST = 8
+    S_BAD_EPOCHS = 9
+    S_SUMLOSS = 10
+    S_NONFINITE = 11
+    S_CONVERGED = 12
+    S_SQ_NORM = 13
+    S_L1_NORM = 14
+    S_OBJECTIVE = 15
+    HUBER = 1
+    EPSILON_INSENSITIVE = 2
+    SQUARED_EPSILON_INSENSITIVE = 3
+    L1 = 1
+    L2 = 2
+    ELASTICNET = 3
+    OPTIMAL = 2
+    INVSCALING = 3
+    ADAPTIVE = 4
+    CHECK_EVERY = 4096
+    LANES_MIN_FEATURES = 8
+
+LAYOUT = {
+    "C_LOSS": C_LOSS, "C_EPSILON": C_EPSILON, "C_PENALTY": C_PENALTY, "C_ALPHA": C_ALPHA,
+    "C_L1_RATIO": C_L1_RATIO, "C_RATE": C_RATE, "C_ETA0": C_ETA0, "C_POWER_T": C_POWER_T,
+    "C_OPTIMAL_INIT": C_OPTIMAL_INIT, "C_FIT_INTERCEPT": C_FIT_INTERCEPT,
+    "C_INTERCEPT_DECAY": C_INTERCEPT_DECAY, "C_AVERAGE": C_AVERAGE, "C_TOL": C_TOL,
+    "C_PATIENCE": C_PATIENCE, "C_STOPPING_RULE": C_STOPPING_RULE, "C_TRAIN_COUNT": C_TRAIN_COUNT,
+    "C_WSCALE_MIN": C_WSCALE_MIN, "C_SHUFFLE": C_SHUFFLE,
+    "S_INTERCEPT": S_INTERCEPT, "S_WSCALE": S_WSCALE, "S_AVERAGE_A": S_AVERAGE_A,
+    "S_AVERAGE_B": S_AVERAGE_B, "S_AVERAGE_INTERCEPT": S_AVERAGE_INTERCEPT, "S_U": S_U, "S_T": S_T,
+    "S_ETA": S_ETA, "S_BEST": S_BEST, "S_BAD_EPOCHS": S_BAD_EPOCHS, "S_SUMLOSS": S_SUMLOSS,
+    "S_NONFINITE": S_NONFINITE, "S_CONVERGED": S_CONVERGED, "S_SQ_NORM": S_SQ_NORM,
+    "S_L1_NORM": S_L1_NORM, "S_OBJECTIVE": S_OBJECTIVE,
+}
+
+cdef double MAX_DLOSS = 1e12
+
+
+cdef inline double _loss(int loss, double epsilon, double y, double p) noexcept nogil:
+    cdef double r, gap
+    if loss == HUBER:
+        r = fabs(y - p)
+        if r <= epsilon:
+            return 0.5 * (r * r)
+        return epsilon * (r - 0.5 * epsilon)
+    if loss == EPSILON_INSENSITIVE:
+        gap = fabs(y - p) - epsilon
+        return gap if gap > 0 else 0.0
+    if loss == SQUARED_EPSILON_INSENSITIVE:
+        gap = fabs(y - p) - epsilon
+        return gap * gap if gap > 0 else 0.0
+    return 0.5 * (p - y) * (p - y)
+
+
+cdef inline double _dloss(int loss, double epsilon, double y, double p) noexcept nogil:
+    cdef double r, z
+    if loss == HUBER:
+        r = p - y
+        if fabs(r) <= epsilon:
+            return r
+        return epsilon if r >= 0.0 else -epsilon
+    if loss == EPSILON_INSENSITIVE:
+        if y - p > epsilon:
+            return -1.0
+        if p - y > epsilon:
+            return 1.0
+        return 0.0
+    if loss == SQUARED_EPSILON_INSENSITIVE:
+        z = y - p
+        if z > epsilon:
+            return -2.0 * (z - epsilon)
+        if z < -epsilon:
+            return 2.0 * (-z - epsilon)
+        return 0.0
+    return p - y
+
+
+cdef inline uint64_t _next_random(uint64_t *rng) noexcept nogil:
+    cdef uint64_t z
+    rng[0] += 0x9E3779B97F4A7C15ULL
+    z = rng[0]
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef void _shuffle(int64_t[::1] order, uint64_t *rng) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef int64_t tmp
+    cdef double u
+    for i in range(order.shape[0] - 1, 0, -1):
+        u = <double>(_next_random(rng) >> 11) * (1.0 / 9007199254740992.0)
+        j = <Py_ssize_t>(u * (i + 1))
+        if j > i:
+            j = i
+        tmp = order[i]
+        order[i] = order[j]
+        order[j] = tmp
+
+
+cdef inline double _dot_lanes(floating[::1] coef, const floating[:, ::1] X, Py_ssize_t i) noexcept nogil:
+    cdef Py_ssize_t d = coef.shape[0], j = 0
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    while j + 4 <= d:
+        s0 += coef[j] * X[i, j]
+        s1 += coef[j + 1] * X[i, j + 1]
+        s2 += coef[j + 2] * X[i, j + 2]
+        s3 += coef[j + 3] * X[i, j + 3]
+        j += 4
+    while j < d:
+        s0 += coef[j] * X[i, j]
+        j += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef inline void _add_lanes(floating[::1] coef, const floating[:, ::1] X, Py_ssize_t i, double step,
+                            double *squares, double *absolutes) noexcept nogil:
+    cdef Py_ssize_t d = coef.shape[0], j = 0
+    cdef double q0 = 0.0, q1 = 0.0, q2 = 0.0, q3 = 0.0
+    cdef double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0
+    cdef double c0, c1, c2, c3
+    while j + 4 <= d:
+        coef[j] = coef[j] + X[i, j] * step
+        coef[j + 1] = coef[j + 1] + X[i, j + 1] * step
+        coef[j + 2] = coef[j + 2] + X[i, j + 2] * step
+        coef[j + 3] = coef[j + 3] + X[i, j + 3] * step
+        c0 = coef[j]
+        c1 = coef[j + 1]
+        c2 = coef[j + 2]
+        c3 = coef[j + 3]
+        q0 += c0 * c0
+        q1 += c1 * c1
+        q2 += c2 * c2
+        q3 += c3 * c3
+        a0 += fabs(c0)
+        a1 += fabs(c1)
+        a2 += fabs(c2)
+        a3 += fabs(c3)
+        j += 4
+    while j < d:
+        coef[j] = coef[j] + X[i, j] * step
+        c0 = coef[j]
+        q0 += c0 * c0
+        a0 += fabs(c0)
+        j += 1
+    squares[0] = (q0 + q1) + (q2 + q3)
+    absolutes[0] = (a0 + a1) + (a2 + a3)
+
+
+def sgd_regressor_epochs(const floating[:, ::1] X, const floating[::1] data, const index_t[::1] indices,
+                         const index_t[::1] indptr, bint sparse, const floating[::1] y,
+                         const floating[::1] sample_weight, int64_t[::1] order, floating[::1] coef,
+                         floating[::1] average_coef, floating[::1] q, double[::1] previous,
+                         double[::1] state, const double[::1] config, uint64_t[::1] rng, Py_ssize_t max_epochs,
+                         const int64_t[::1] stop):
+    """Up to ``max_epochs`` epochs over the rows ``order``; returns how many ran."""
+    cdef Py_ssize_t d = coef.shape[0], n = order.shape[0]
+    cdef int loss = <int>config[C_LOSS]
+    cdef double epsilon = config[C_EPSILON]
+    cdef int penalty = <int>config[C_PENALTY]
+    cdef double alpha = config[C_ALPHA], l1_ratio = config[C_L1_RATIO]
+    cdef int rate = <int>config[C_RATE]
+    cdef double eta0 = config[C_ETA0], power_t = config[C_POWER_T]
+    cdef double optimal_init = config[C_OPTIMAL_INIT]
+    cdef bint fit_intercept = config[C_FIT_INTERCEPT] != 0
+    cdef double decay = config[C_INTERCEPT_DECAY]
+    cdef long average = <long>config[C_AVERAGE]
+    cdef double tol = config[C_TOL]
+    cdef long patience = <long>config[C_PATIENCE]
+    cdef bint rule = config[C_STOPPING_RULE] != 0
+    cdef double train_count = config[C_TRAIN_COUNT]
+    cdef double wscale_min = config[C_WSCALE_MIN]
+    cdef bint shuffled = config[C_SHUFFLE] != 0
+    cdef bint shrinks = penalty == L2 or penalty == ELASTICNET
+    cdef bint truncates = penalty == L1 or penalty == ELASTICNET
+    cdef bint penalised = penalty != 0
+    cdef bint lanes = (not sparse) and d >= LANES_MIN_FEATURES
+
+    cdef double intercept = state[S_INTERCEPT], wscale = state[S_WSCALE]
+    cdef double avg_a = state[S_AVERAGE_A], avg_b = state[S_AVERAGE_B]
+    cdef double avg_intercept = state[S_AVERAGE_INTERCEPT], u = state[S_U]
+    cdef double t = state[S_T], eta = state[S_ETA], best = state[S_BEST]
+    cdef long bad = <long>state[S_BAD_EPOCHS]
+    cdef double sq_norm = state[S_SQ_NORM], l1_norm = state[S_L1_NORM]
+    cdef uint64_t generator = rng[0]
+
+    cdef Py_ssize_t epochs = 0, epoch, k, i, j, m, lo, hi
+    cdef double sumloss, objective, dot, yi, p, value, norm, dloss, update, shrink, step
+    cdef double squares, absolutes, kk, shift, z, mean
+    cdef bint interrupted, finite
+
+    with nogil:
+        for epoch in range(max_epochs):
+            if stop[0]:
+                break
+            if shuffled:
+                _shuffle(order, &generator)
+            sumloss = 0.0
+            objective = 0.0
+            interrupted = False
+            for k in range(n):
+                if k % CHECK_EVERY == CHECK_EVERY - 1 and stop[0]:
+                    interrupted = True
+                    break
+                i = order[k]
+                if sparse:
+                    lo = indptr[i]
+                    hi = indptr[i + 1]
+                else:
+                    lo = 0
+                    hi = d
+                dot = 0.0
+                if sparse:
+                    for m in range(lo, hi):
+                        dot += coef[indices[m]] * data[m]
+                elif lanes:
+                    dot = _dot_lanes(coef, X, i)
+                else:
+                    for j in range(d):
+                        dot += coef[j] * X[i, j]
+                yi = y[i]
+                p = dot * wscale + intercept
+                if rate == OPTIMAL:
+                    eta = 1.0 / (alpha * (optimal_init + t - 1.0))
+                elif rate == INVSCALING:
+                    if power_t == 0.25:
+                        eta = eta0 / sqrt(sqrt(t))
+                    elif power_t == 0.5:
+                        eta = eta0 / sqrt(t)
+                    else:
+                        eta = eta0 / pow(t, power_t)
+                value = _loss(loss, epsilon, yi, p)
+                sumloss += value
+                objective += value
+                if penalised:
+                    norm = sqrt(sq_norm)
+                    objective += alpha * ((1.0 - l1_ratio) * 0.5 * (norm * norm) + l1_ratio * l1_norm)
+                dloss = _dloss(loss, epsilon, yi, p)
+                if dloss < -MAX_DLOSS:
+                    dloss = -MAX_DLOSS
+                elif dloss > MAX_DLOSS:
+                    dloss = MAX_DLOSS
+                update = -eta * dloss
+                update *= sample_weight[i]
+                if shrinks:
+                    shrink = 1.0 - (1.0 - l1_ratio) * eta * alpha
+                    if not shrink > 0.0:
+                        shrink = 0.0
+                    wscale *= shrink
+                    sq_norm *= shrink * shrink
+                    l1_norm *= shrink
+                    if wscale < wscale_min:
+                        if average > 0:
+                            for j in range(d):
+                                average_coef[j] = (average_coef[j] + avg_a * coef[j]) * (1.0 / avg_b)
+                            avg_a = 0.0
+                            avg_b = 1.0
+                        for j in range(d):
+                            coef[j] = coef[j] * wscale
+                        wscale = 1.0
+                if update != 0.0:
+                    step = update / wscale
+                    squares = 0.0
+                    absolutes = 0.0
+                    if sparse:
+                        for m in range(lo, hi):
+                            j = indices[m]
+                            coef[j] = coef[j] + data[m] * step
+                            squares += <double>coef[j] * coef[j]
+                            absolutes += fabs(<double>coef[j])
+                    elif lanes:
+                        _add_lanes(coef, X, i, step, &squares, &absolutes)
+                    else:
+                        for j in range(d):
+                            coef[j] = coef[j] + X[i, j] * step
+                            squares += <double>coef[j] * coef[j]
+                            absolutes += fabs(<double>coef[j])
+                    sq_norm = squares * (wscale * wscale)
+                    l1_norm = absolutes * wscale
+                    if fit_intercept:
+                        intercept += update * decay
+                if 0 < average <= t:
+                    kk = t - average + 1.0
+                    shift = -update / wscale
+                    if sparse:
+                        for m in range(lo, hi):
+                            j = indices[m]
+                            average_coef[j] = average_coef[j] + avg_a * data[m] * shift
+                    else:
+                        for j in range(d):
+                            average_coef[j] = average_coef[j] + avg_a * X[i, j] * shift
+                    if kk > 1.0:
+                        avg_b /= 1.0 - 1.0 / kk
+                    avg_a += (1.0 / kk) * avg_b * wscale
+                    avg_intercept += (intercept - avg_intercept) / kk
+                if truncates:
+                    u += l1_ratio * eta * alpha
+                    for m in range(lo, hi):
+                        j = indices[m] if sparse else m
+                        z = coef[j]
+                        if wscale * z > 0.0:
+                            coef[j] = max(0.0, z - (u + q[j]) / wscale)
+                        elif wscale * z < 0.0:
+                            coef[j] = min(0.0, z + (u - q[j]) / wscale)
+                        q[j] = q[j] + wscale * (coef[j] - z)
+                t += 1.0
+            if interrupted:
+                break
+            epochs += 1
+            state[S_SUMLOSS] = sumloss
+            state[S_OBJECTIVE] = objective
+            finite = isfinite(intercept)
+            for j in range(d):
+                if not isfinite(coef[j]):
+                    finite = False
+            if not finite:
+                state[S_NONFINITE] = 1.0
+                break
+            for j in range(d):
+                previous[j] = coef[j] * wscale
+            previous[d] = intercept
+            if rule:
+                mean = objective / train_count
+                if tol > -INFINITY and mean > best - tol:
+                    bad += 1
+                else:
+                    bad = 0
+                if mean < best:
+                    best = mean
+                if bad >= patience:
+                    if rate == ADAPTIVE and eta > 1e-6:
+                        eta = eta / 5.0
+                        bad = 0
+                    else:
+                        state[S_CONVERGED] = 1.0
+                        break
+
+    rng[0] = generator
+    state[S_INTERCEPT] = intercept
+    state[S_WSCALE] = wscale
+    state[S_AVERAGE_A] = avg_a
+    state[S_AVERAGE_B] = avg_b
+    state[S_AVERAGE_INTERCEPT] = avg_intercept
+    state[S_U] = u
+    state[S_T] = t
+    state[S_ETA] = eta
+    state[S_BEST] = best
+    state[S_BAD_EPOCHS] = bad
+    state[S_SQ_NORM] = sq_norm
+    state[S_L1_NORM] = l1_norm
+    return epochs
