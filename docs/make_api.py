@@ -40,7 +40,7 @@ PAGES: List[tuple] = [
         ("fastgd.cost", fastgd.cost), ("fastgd.gradient", fastgd.gradient),
     ]),
     ("Results", [("fastgd.Fit", fastgd.Fit)]),
-    ("scikit-learn estimator", [("fastgd.GDRegressor", fastgd.GDRegressor)]),
+    ("scikit-learn estimators", [("fastgd.SGDRegressor", fastgd.SGDRegressor), ("fastgd.GDRegressor", fastgd.GDRegressor)]),
     ("Backends", [
         ("fastgd.use", fastgd.use), ("fastgd.backends", fastgd.backends),
         ("fastgd.BackendInfo", fastgd.BackendInfo),
@@ -60,6 +60,7 @@ PAGES: List[tuple] = [
 METHODS = {
     "fastgd.Fit": ["predict", "to_dict"],
     "fastgd.GDRegressor": ["fit", "partial_fit", "predict", "score"],
+    "fastgd.SGDRegressor": ["fit", "partial_fit", "predict", "score"],
 }
 
 
