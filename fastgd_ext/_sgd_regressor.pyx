@@ -142,25 +142,35 @@ cdef void _shuffle(int64_t[::1] order, uint64_t *rng) noexcept nogil:
 
 cdef inline double _dot_lanes(floating[::1] coef, const floating[:, ::1] X, Py_ssize_t i) noexcept nogil:
     cdef Py_ssize_t d = coef.shape[0], j = 0
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    while j + 4 <= d:
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
+    while j + 8 <= d:
         s0 += coef[j] * X[i, j]
         s1 += coef[j + 1] * X[i, j + 1]
         s2 += coef[j + 2] * X[i, j + 2]
         s3 += coef[j + 3] * X[i, j + 3]
-        j += 4
+        s4 += coef[j + 4] * X[i, j + 4]
+        s5 += coef[j + 5] * X[i, j + 5]
+        s6 += coef[j + 6] * X[i, j + 6]
+        s7 += coef[j + 7] * X[i, j + 7]
+        j += 8
     while j < d:
         s0 += coef[j] * X[i, j]
         j += 1
-    return (s0 + s1) + (s2 + s3)
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
 cdef inline void _add_lanes(floating[::1] coef, const floating[:, ::1] X, Py_ssize_t i, double step,
-                            double *squares, double *absolutes) noexcept nogil:
+                            bint track, double *squares, double *absolutes) noexcept nogil:
     cdef Py_ssize_t d = coef.shape[0], j = 0
     cdef double q0 = 0.0, q1 = 0.0, q2 = 0.0, q3 = 0.0
     cdef double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0
     cdef double c0, c1, c2, c3
+    if not track:
+        for j in range(d):
+            coef[j] = coef[j] + X[i, j] * step
+        squares[0] = 0.0
+        absolutes[0] = 0.0
+        return
     while j + 4 <= d:
         coef[j] = coef[j] + X[i, j] * step
         coef[j + 1] = coef[j + 1] + X[i, j + 1] * step
@@ -265,12 +275,7 @@ def sgd_regressor_epochs(const floating[:, ::1] X, const floating[::1] data, con
                 if rate == OPTIMAL:
                     eta = 1.0 / (alpha * (optimal_init + t - 1.0))
                 elif rate == INVSCALING:
-                    if power_t == 0.25:
-                        eta = eta0 / sqrt(sqrt(t))
-                    elif power_t == 0.5:
-                        eta = eta0 / sqrt(t)
-                    else:
-                        eta = eta0 / pow(t, power_t)
+                    eta = eta0 / pow(t, power_t)
                 value = _loss(loss, epsilon, yi, p)
                 sumloss += value
                 objective += value
@@ -311,7 +316,7 @@ def sgd_regressor_epochs(const floating[:, ::1] X, const floating[::1] data, con
                             squares += <double>coef[j] * coef[j]
                             absolutes += fabs(<double>coef[j])
                     elif lanes:
-                        _add_lanes(coef, X, i, step, &squares, &absolutes)
+                        _add_lanes(coef, X, i, step, penalised, &squares, &absolutes)
                     else:
                         for j in range(d):
                             coef[j] = coef[j] + X[i, j] * step
