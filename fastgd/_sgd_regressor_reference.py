@@ -153,8 +153,9 @@ def sgd_regressor_epochs(X: Any, data: Any, indices: Any, indptr: Any, sparse: b
         every = list(range(d))
         rows = [(every, [float(v) for v in row]) for row in X]
     ys = [float(v) for v in y]
-    sws = [float(v) for v in sample_weight]
-    visit = [int(i) for i in order]
+    # An empty order visits 0..n-1; empty weights are all ones.
+    sws = [float(v) for v in sample_weight] if len(sample_weight) else [1.0] * len(ys)
+    visit = [int(i) for i in order] if len(order) else list(range(len(ys)))
     w = [float(v) for v in coef]
     aw = [float(v) for v in average_coef]
     qs = [float(v) for v in q]

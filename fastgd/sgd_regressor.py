@@ -326,7 +326,8 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
                              dtype=[np.float64, np.float32], reset=first_call)
         y = np.ascontiguousarray(y, dtype=X.dtype)
         n_samples, n_features = X.shape
-        sample_weight = np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
+        if sample_weight is not None:
+            sample_weight = np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=X.dtype))
         if first_call:
             self._allocate(n_features, X.dtype, coef_init, intercept_init)
         if self.average and getattr(self, "_average_coef", None) is None:
@@ -358,7 +359,7 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             self._average_coef = np.zeros(n_features, dtype=dtype)
             self._average_intercept = np.zeros(1, dtype=dtype)
 
-    def _validation_mask(self, y: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
+    def _validation_mask(self, y: np.ndarray, sample_weight: Optional[np.ndarray]) -> np.ndarray:
         """scikit-learn's split: ``ShuffleSplit(test_size=validation_fraction,
         random_state=random_state)``."""
         n = y.shape[0]
@@ -367,7 +368,7 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             return mask
         split = ShuffleSplit(test_size=self.validation_fraction, random_state=self.random_state)
         train, held_out = next(split.split(np.zeros((n, 1)), y))
-        if not np.any(sample_weight[held_out] > 0):
+        if sample_weight is not None and not np.any(sample_weight[held_out] > 0):
             raise ValueError("The sample weights for validation set are all zero, consider using a "
                              "different random state.")
         if train.shape[0] == 0 or held_out.shape[0] == 0:
@@ -417,8 +418,13 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         seed = random_state.randint(0, _MAX_INT)
         random_state.randint(0, _MAX_INT)  # scikit-learn draws a second seed (its dataset's)
         sparse = not isinstance(X, np.ndarray)
-        order = np.flatnonzero(~mask).astype(np.int64)
-        train_count = order.shape[0]
+        # The kernels read an empty order as 0..n-1 and empty weights as ones.
+        if self.shuffle or mask.any():
+            order = np.flatnonzero(~mask).astype(np.int64)
+        else:
+            order = np.empty(0, dtype=np.int64)
+        train_count = n_samples - int(mask.sum())
+        weights = np.empty(0, dtype=X.dtype) if sample_weight is None else sample_weight
         if self.average:
             coef, intercept = self._standard_coef, self._standard_intercept
             average_coef, average_intercept = self._average_coef, float(self._average_intercept[0])
@@ -458,7 +464,7 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
                 epochs = min(per_call, max_iter - ran)
                 work = float(epochs) * train_count * max(1, d if not sparse else X.nnz // max(1, n_samples))
                 ran += self._call(kernels, kernel, work, stop, dense, data, indices, indptr, sparse, y,
-                                  sample_weight, order, coef, average_coef, q, previous, state, config,
+                                  weights, order, coef, average_coef, q, previous, state, config,
                                   rng, epochs)
                 if state[L.S_NONFINITE]:
                     break
@@ -544,7 +550,8 @@ class _ValidationScore:
     """R² of the held-out rows (weighted), for ``early_stopping``."""
 
     def __init__(self, X, y, sample_weight, mask) -> None:
-        self.X, self.y, self.sw = X[mask], y[mask], sample_weight[mask]
+        self.X, self.y = X[mask], y[mask]
+        self.sw = None if sample_weight is None else sample_weight[mask]
 
     def __call__(self, w: np.ndarray, b: float) -> float:
         from sklearn.metrics import r2_score

@@ -206,7 +206,10 @@ def sgd_regressor_epochs(const floating[:, ::1] X, const floating[::1] data, con
                          double[::1] state, const double[::1] config, uint64_t[::1] rng, Py_ssize_t max_epochs,
                          const int64_t[::1] stop):
     """Up to ``max_epochs`` epochs over the rows ``order``; returns how many ran."""
-    cdef Py_ssize_t d = coef.shape[0], n = order.shape[0]
+    cdef Py_ssize_t d = coef.shape[0]
+    cdef bint visits = order.shape[0] > 0
+    cdef Py_ssize_t n = order.shape[0] if visits else y.shape[0]
+    cdef bint weighted = sample_weight.shape[0] > 0
     cdef int loss = <int>config[C_LOSS]
     cdef double epsilon = config[C_EPSILON]
     cdef int penalty = <int>config[C_PENALTY]
@@ -254,7 +257,7 @@ def sgd_regressor_epochs(const floating[:, ::1] X, const floating[::1] data, con
                 if k % CHECK_EVERY == CHECK_EVERY - 1 and stop[0]:
                     interrupted = True
                     break
-                i = order[k]
+                i = order[k] if visits else k
                 if sparse:
                     lo = indptr[i]
                     hi = indptr[i + 1]
@@ -288,7 +291,8 @@ def sgd_regressor_epochs(const floating[:, ::1] X, const floating[::1] data, con
                 elif dloss > MAX_DLOSS:
                     dloss = MAX_DLOSS
                 update = -eta * dloss
-                update *= sample_weight[i]
+                if weighted:
+                    update *= sample_weight[i]
                 if shrinks:
                     shrink = 1.0 - (1.0 - l1_ratio) * eta * alpha
                     if not shrink > 0.0:
