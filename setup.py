@@ -1,4 +1,5 @@
-"""Build of the Cython extension ``fastgd_ext._kernels`` (metadata is in pyproject.toml).
+"""Build of the Cython extensions ``fastgd_ext._kernels`` and ``fastgd_ext._sparse_kernels``
+(metadata is in pyproject.toml).
 
 Compiler directives are set here, once, for the whole extension. Set
 ``FASTGD_BOUNDSCHECK=1`` to build with bounds and wraparound checks on (for
@@ -41,14 +42,23 @@ def _extensions():
 
     debug = os.environ.get("FASTGD_BOUNDSCHECK") == "1"
     openmp = _openmp_flags()
+    flags = ["-O3", "-ffp-contract=off", "-fno-fast-math"]
     extension = Extension(
         "fastgd_ext._kernels",
         ["fastgd_ext/_kernels.pyx"],
-        extra_compile_args=["-O3", "-ffp-contract=off", "-fno-fast-math"] + openmp,
+        extra_compile_args=flags + openmp,
         extra_link_args=openmp,
     )
+    sparse = Extension(
+        "fastgd_ext._sparse_kernels",
+        ["fastgd_ext/_sparse_kernels.pyx"],
+        extra_compile_args=flags + openmp,
+        extra_link_args=openmp,
+    )
+    # SGDRegressor's per-sample chain is sequential by nature: no OpenMP either.
+    sgd_regressor = Extension("fastgd_ext._sgd_regressor", ["fastgd_ext/_sgd_regressor.pyx"], extra_compile_args=flags)
     return cythonize(
-        [extension],
+        [extension, sparse, sgd_regressor],
         compiler_directives={
             "language_level": 3,
             "boundscheck": debug,

@@ -53,6 +53,7 @@ PAGES: List[tuple] = [
     ("Datasets", [
         ("fastgd.datasets.tutorial", fastgd.datasets.tutorial),
         ("fastgd.datasets.make_linear", fastgd.datasets.make_linear),
+        ("fastgd.datasets.make_sparse_linear", fastgd.datasets.make_sparse_linear),
     ]),
 ]
 

@@ -132,9 +132,12 @@ def fit(
 
     Parameters
     ----------
-    X : array-like of shape (n,) or (n, d)
+    X : array-like of shape (n,) or (n, d), or a scipy.sparse matrix
         Samples (any array-like: lists, arrays of any memory order, views,
-        ``np.memmap``). 1-D is the tutorial's scalar-feature model.
+        ``np.memmap``). 1-D is the tutorial's scalar-feature model. scipy.sparse
+        matrices and arrays (CSR, CSC, COO, ...; memory-mapped CSR too) train
+        without ever forming the dense matrix, with its results (SPEC §10;
+        not on cuda).
     y : array-like of shape (n,)
         Targets.
     lr : float, sequence of floats, or callable

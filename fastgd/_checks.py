@@ -13,6 +13,8 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
+from fastgd import _sparse
+
 # Rows checked for NaN/inf at a time: bounds the temporary of np.isfinite on
 # memory-mapped data far larger than memory.
 _FINITE_CHECK_ROWS = 1 << 20
@@ -21,7 +23,7 @@ _FINITE_CHECK_ROWS = 1 << 20
 class Problem(NamedTuple):
     """Training data and starting parameters, coerced and checked."""
 
-    X: np.ndarray  # (n, d), C-contiguous, read-only, float32 or float64
+    X: Any  # (n, d) ndarray, C-contiguous, read-only, float32 or float64; or a _sparse.CSR
     y: np.ndarray  # (n,), same dtype as X, read-only
     params: np.ndarray  # (d + fit_intercept,), writable copy, same dtype
     scalar_model: bool  # X was 1-D: w is a float
@@ -156,8 +158,9 @@ def numeric_array(value: Any, name: str, dtype: Any = None) -> np.ndarray:
         value = value.detach()  # a torch tensor that requires grad: same memory, no autograd
     module = type(value).__module__
     if module.startswith("scipy.sparse"):
+        # Sparse X is taken by prepare_data and model_inputs (fastgd/_sparse.py).
         raise TypeError(
-            f"{name} is a scipy.sparse {type(value).__name__}: sparse input is not supported yet; "
+            f"{name} is a scipy.sparse {type(value).__name__}: only X may be sparse; "
             f"pass a dense array ({name}.toarray())"
         )
     if module.startswith("pandas"):
@@ -198,8 +201,16 @@ def check_finite(arr: np.ndarray, name: str) -> None:
             raise ValueError(f"{name} contains NaN or infinity")
 
 
-def prepare_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Check ``X`` (n,) or (n, d) and ``y`` (n,); return a 2-D X, y, scalar_model."""
+def prepare_data(X: Any, y: Any) -> tuple[Any, np.ndarray, bool]:
+    """Check ``X`` (n,) or (n, d) and ``y`` (n,); return a 2-D X, y, scalar_model.
+
+    scipy.sparse ``X`` becomes a canonical :class:`fastgd._sparse.CSR`.
+    """
+    if _sparse.is_sparse(X):
+        rows, scalar_model = _sparse.as_csr(X, "X")
+        y = target_vector(numeric_array(y, "y", dtype=rows.dtype), rows.shape[0])
+        check_finite(y, "y")
+        return rows, _readonly(np.ascontiguousarray(y)), scalar_model
     X = numeric_array(X, "X")
     if X.ndim not in (1, 2):
         raise ValueError(f"X must be 1-D (n,) or 2-D (n, d), got shape {X.shape}")
@@ -389,7 +400,7 @@ def check_choice(value: Any, name: str, choices: tuple) -> str:
 class Model(NamedTuple):
     """Inputs of forward/loss/cost/gradient, coerced."""
 
-    X: np.ndarray  # (n, d) read-only
+    X: Any  # (n, d) read-only ndarray, or a _sparse.CSR
     params: np.ndarray  # (d + has_intercept,)
     one_sample: bool  # the caller passed a single sample: return scalars
     scalar_model: bool  # w was a scalar: the gradient is a float
@@ -401,7 +412,10 @@ def model_inputs(x: Any, w: Any, b: Any, x_name: str = "x") -> Model:
 
     ``w`` a scalar: ``x`` is one sample (scalar) or samples (n,) / (n, 1).
     ``w`` of shape (d,): ``x`` is one sample (d,) or samples (n, d).
+    A scipy.sparse ``x`` holds samples (n, d), or (n, 1) for a scalar ``w``.
     """
+    if _sparse.is_sparse(x):
+        return _sparse_model_inputs(x, w, b, x_name)
     X = numeric_array(x, x_name)
     if X.size == 0:
         raise ValueError(f"{x_name} is empty: it needs at least one sample")
@@ -436,6 +450,37 @@ def model_inputs(x: Any, w: Any, b: Any, x_name: str = "x") -> Model:
     return Model(
         _readonly(np.ascontiguousarray(X2, dtype=dtype)), params, one_sample, scalar_model, has_intercept
     )
+
+
+def _model_params(w: Any, b: Any) -> tuple:
+    """``w`` as a checked array, and whether it is a scalar."""
+    w_arr = numeric_array(w, "w")
+    if w_arr.ndim > 1:
+        raise ValueError(f"w must be a scalar or have shape (d,), got shape {w_arr.shape}")
+    check_finite(w_arr.reshape(-1), "w")
+    if w_arr.ndim == 1 and w_arr.shape[0] == 0:
+        raise ValueError("w is empty")
+    return w_arr, w_arr.ndim == 0
+
+
+def _sparse_model_inputs(x: Any, w: Any, b: Any, x_name: str) -> Model:
+    """:func:`model_inputs` for a scipy.sparse ``x`` (always samples, never one sample)."""
+    w_arr, scalar_model = _model_params(w, b)
+    d = 1 if scalar_model else w_arr.shape[0]
+    shape = x.shape
+    if len(shape) == 1 and scalar_model:
+        shape = (shape[0], 1)
+    if len(shape) != 2 or shape[1] != d:
+        raise ValueError(f"{x_name} must have shape (n, {d}) to match w, got {shape}")
+    if np.dtype(x.dtype).kind not in "biuf":
+        raise TypeError(f"{x_name} must be numeric (real numbers), got dtype {x.dtype}")
+    dtype = np.result_type(_sparse.float_dtype(np.dtype(x.dtype), x_name), w_arr.dtype)
+    rows, _ = _sparse.as_csr(x, x_name, dtype=dtype)
+    params = np.empty(d + int(b is not None), dtype=dtype)
+    params[:d] = w_arr.reshape(-1)
+    if b is not None:
+        params[d] = finite_scalar(b, "b")
+    return Model(rows, params, False, scalar_model, b is not None)
 
 
 def targets(y: Any, model: Model, name: str = "y", x_name: str = "x") -> np.ndarray:

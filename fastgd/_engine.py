@@ -9,7 +9,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from fastgd import _checks, _registry
+from fastgd import _checks, _registry, _sparse
 from fastgd._orders import block_shuffled_segments, epoch_orders, segment_rows, shuffle_block
 from fastgd._result import Fit
 from fastgd._state import OptimizerState, Training
@@ -41,7 +41,7 @@ def train(
                            state=state, **hyperparameters)
     problem = _checks.prepare(X, y, w0, b0, fit_intercept)
     opts = _checks.options(**hyperparameters)
-    kernels = _registry.kernels(backend)
+    kernels = _kernels_for(problem.X, backend)
     from fastgd import _gram
 
     if _gram.chosen(opts, problem.X.shape[0], problem.n_features, kernels):
@@ -54,6 +54,12 @@ def train(
 
         return _gram.train(statistics, problem.X.shape[0], problem, opts, kernels.NAME, state, stream)
     return run(problem, opts, kernels, state)
+
+
+def _kernels_for(X: Any, backend: Optional[str] = None) -> Any:
+    """The kernel module that runs on ``X``: the backend's sparse kernels for sparse X."""
+    kernels = _registry.kernels(backend)
+    return _sparse.kernels_for(kernels) if _sparse.is_csr(X) else kernels
 
 
 def _is_dask(a: Any) -> bool:
@@ -180,7 +186,7 @@ def _segmented_epoch(
     X, y, a = problem.X, problem.y, arrays
     a.hyper[0] = rate
     for segment in segments:
-        if not _interruptible(kernels, float(segment.shape[0]) * X.shape[1], a.stop, kernels.run_steps, X, y,
+        if not _interruptible(kernels, float(segment.shape[0]) * X.size / X.shape[0], a.stop, kernels.run_steps, X, y,
                               a.params, a.grad, a.velocity, a.steps, a.hyper, opts.nesterov,
                               problem.fit_intercept, opts.exact, batch_size, segment, a.stop, a.loss_spec,
                               a.decayed, a.average, a.averaged):
@@ -286,7 +292,7 @@ def _shape_output(values: np.ndarray, model: _checks.Model) -> Union[float, np.n
 
 def _predictions(model: _checks.Model) -> np.ndarray:
     out = np.empty(model.X.shape[0], dtype=model.X.dtype)
-    _registry.kernels().predict(model.X, model.params, model.has_intercept, out)
+    _kernels_for(model.X).predict(model.X, model.params, model.has_intercept, out)
     return out
 
 
@@ -318,8 +324,8 @@ def _model_sums(xs: Any, ys: Any, w: Any, b: Any, want_gradient: bool, loss: str
     model = _checks.model_inputs(xs, w, b, x_name="xs")
     targets = _checks.targets(ys, model, "ys", "xs")
     loss_spec = np.array([kind, delta, 0.5], dtype=model.X.dtype)
-    totals = _registry.kernels().sums(model.X, targets, model.params, model.has_intercept, False,
-                                      want_gradient, loss_spec)
+    totals = _kernels_for(model.X).sums(model.X, targets, model.params, model.has_intercept, False,
+                                        want_gradient, loss_spec)
     return model, totals / model.X.shape[0]
 
 

@@ -29,7 +29,7 @@ from typing import Any, Callable, List, Optional
 
 import numpy as np
 
-from fastgd import _checks
+from fastgd import _checks, _sparse
 from fastgd._result import Fit
 from fastgd._state import OptimizerState, Training
 from fastgd.errors import DivergenceError, FitInterrupted, warn_if_runaway
@@ -47,8 +47,10 @@ ANCHOR_FLOOR = 1e-24
 LAST_ANCHORS: List[int] = []
 
 
-def statistics(kernels: Any, X: np.ndarray, y: np.ndarray, fit_intercept: bool) -> np.ndarray:
+def statistics(kernels: Any, X: Any, y: np.ndarray, fit_intercept: bool) -> np.ndarray:
     """``M = [A | y]ᵀ[A | y]`` (float64, (p + 1) × (p + 1)) in one read of ``X`` and ``y``."""
+    if _sparse.is_csr(X):
+        return _sparse.gram_statistics(X, y, fit_intercept)
     gram = getattr(kernels, "gram", None)
     if gram is not None:
         return np.asarray(gram(X, y, fit_intercept), dtype=np.float64)
@@ -174,7 +176,11 @@ AUTO_EPOCHS_PER_FEATURE = 1.5
 
 
 def chosen(opts: _checks.Options, n: int, d: int, kernels: Any) -> bool:
-    """Whether this fit runs on the Gram statistics (``solver`` and the auto rule)."""
+    """Whether this fit runs on the Gram statistics (``solver`` and the auto rule).
+
+    Sparse kernels have no ``gram``: "auto" streams sparse X (its statistics
+    would be dense, d² values).
+    """
     if opts.solver != "auto":
         return opts.solver == "gram"
     full_batch = opts.batch_size is None or opts.batch_size >= n

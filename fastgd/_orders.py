@@ -21,6 +21,8 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from fastgd._sparse import CSR
+
 NATURAL = np.empty(0, dtype=np.int64)  # an empty order means 0, 1, ..., n-1
 
 # Rows per block of the block-shuffled order of memory-mapped data: 65,536
@@ -44,8 +46,12 @@ def is_memory_mapped(a: object) -> bool:
 
 
 def shuffle_block(X: object) -> Optional[int]:
-    """The block size of the shuffled order for ``X``: SHUFFLE_BLOCK if memory-mapped, else None."""
-    return SHUFFLE_BLOCK if is_memory_mapped(X) else None
+    """The block size of the shuffled order for ``X``: SHUFFLE_BLOCK if memory-mapped, else None.
+
+    Sparse ``X`` (a ``fastgd._sparse.CSR``) is memory-mapped when its values are.
+    """
+    values = X.data if isinstance(X, CSR) else X
+    return SHUFFLE_BLOCK if is_memory_mapped(values) else None
 
 
 def _block_orders(rng: np.random.Generator, n: int, block: int) -> Iterator[np.ndarray]:

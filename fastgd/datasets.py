@@ -9,6 +9,7 @@ in which the blocks finish.
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import tempfile
@@ -20,7 +21,7 @@ import numpy as np
 
 from fastgd import _checks
 
-__all__ = ["tutorial", "make_linear"]
+__all__ = ["tutorial", "make_linear", "make_sparse_linear"]
 
 # Elements of X per block: a block has max(1, _BLOCK_ELEMENTS // n_features)
 # rows. Part of the definition of the data (each block has its own stream):
@@ -32,6 +33,13 @@ _BLOCK_ELEMENTS = 1 << 20
 # have separate streams so that the first rows of make_linear(n) are the first
 # rows of make_linear(m) for m > n, whatever n.
 _COEF_KEY, _X_KEY, _NOISE_KEY = 0, 1, 2
+# make_sparse_linear's streams: one per block for the stored entries (their
+# positions, then their values), one per block for the noise.
+_SPARSE_KEY, _SPARSE_NOISE_KEY = 3, 4
+# Expected stored values per block of make_sparse_linear: a block has
+# max(1, _SPARSE_BLOCK_VALUES // ceil(density * n_features)) rows. Part of the
+# definition of the data, as _BLOCK_ELEMENTS is.
+_SPARSE_BLOCK_VALUES = 1 << 18
 
 
 def tutorial() -> Tuple[List[float], List[float]]:
@@ -208,6 +216,234 @@ def _make_linear(
     y = np.load(os.path.join(folder, "y.npy"), mmap_mode="r")
     coef_out = float(weights[0]) if d == 1 else weights
     return X, y, coef_out
+
+
+def make_sparse_linear(
+    n_samples: int,
+    n_features: int,
+    density: float = 0.01,
+    *,
+    coef: Any = None,
+    intercept: float = 0.0,
+    noise: float = 0.0,
+    seed: Optional[int] = 0,
+    dtype: Any = "float64",
+    index_dtype: Any = "int32",
+    out: Union[None, str, "os.PathLike[str]"] = None,
+) -> Tuple[Any, np.ndarray, np.ndarray]:
+    """Synthetic sparse linear data ``y = X·coef + intercept + noise·ε``, as CSR.
+
+    Each entry of ``X`` is stored with probability ``density``, independently
+    (the gaps between stored entries, row after row, are geometric), with a
+    standard normal value; ``ε`` is standard normal. The rows are drawn in
+    parallel in fixed blocks, each from its own stream keyed on
+    ``(seed, block)``: the result is identical for any number of threads.
+    The dense matrix is never formed.
+
+    Parameters
+    ----------
+    n_samples, n_features : int
+        The shape of ``X``, both >= 1 (``n_samples · n_features < 2**63``).
+    density : float
+        The probability that an entry is stored, in [0, 1].
+    coef : array-like of shape (n_features,), optional
+        True weights; default: standard normal, drawn from ``seed``.
+    intercept, noise : float
+        True intercept; standard deviation of the noise added to ``y`` (>= 0).
+    seed : int or None
+        Seed (>= 0) of every stream; None draws fresh entropy.
+    dtype : {"float64", "float32"}
+        dtype of the stored values and of ``y`` (computed in float64, then rounded).
+    index_dtype : {"int32", "int64"}
+        dtype of ``X.indices`` and ``X.indptr``.
+    out : path, optional
+        A folder (created if missing). ``data.npy``, ``indices.npy`` and
+        ``indptr.npy`` (the CSR arrays), ``shape.npy`` (``[n_samples,
+        n_features]``) and ``y.npy`` are written into it block by block, and
+        ``X`` and ``y`` are returned memory-mapped from them: fastgd trains on
+        them out of core. Reopen them with::
+
+            arrays = [np.load(f"{out}/{k}.npy", mmap_mode="r") for k in ("data", "indices", "indptr")]
+            X = scipy.sparse.csr_matrix(tuple(arrays), shape=tuple(np.load(f"{out}/shape.npy")))
+
+    Returns
+    -------
+    X : scipy.sparse.csr_matrix of shape (n_samples, n_features)
+        Canonical: sorted column indices, no duplicates.
+    y : ndarray of shape (n_samples,)
+    coef : ndarray of shape (n_features,)
+        The true weights (float64).
+
+    Examples
+    --------
+    >>> from fastgd import datasets
+    >>> X, y, coef = datasets.make_sparse_linear(1000, 50, density=0.1, seed=1)
+    >>> X.shape, X.format, X.indices.dtype.name
+    ((1000, 50), 'csr', 'int32')
+    >>> 0.09 < X.nnz / (1000 * 50) < 0.11
+    True
+    >>> import numpy as np
+    >>> bool(np.allclose(y, X @ coef))
+    True
+    """
+    return _make_sparse_linear(n_samples, n_features, density, coef=coef, intercept=intercept, noise=noise,
+                               seed=seed, dtype=dtype, index_dtype=index_dtype, out=out)
+
+
+def _make_sparse_linear(
+    n_samples: Any, n_features: Any, density: Any = 0.01, *, coef: Any = None, intercept: Any = 0.0,
+    noise: Any = 0.0, seed: Any = 0, dtype: Any = "float64", index_dtype: Any = "int32", out: Any = None,
+    threads: Optional[int] = None,
+) -> Tuple[Any, np.ndarray, np.ndarray]:
+    """:func:`make_sparse_linear` with the thread count."""
+    n = _checks.check_int(n_samples, "n_samples", 1)
+    d = _checks.check_int(n_features, "n_features", 1)
+    if n * d >= 2**63:
+        raise ValueError(f"n_samples * n_features must be below 2**63, got {n} * {d}")
+    density = _checks.finite_scalar(density, "density")
+    if not 0.0 <= density <= 1.0:
+        raise ValueError(f"density must be in [0, 1], got {density}")
+    dt = _dtype(dtype)
+    idx = np.dtype(index_dtype) if isinstance(index_dtype, (str, type, np.dtype)) else None
+    if idx not in (np.int32, np.int64):
+        raise ValueError(f"index_dtype must be 'int32' or 'int64', got {index_dtype!r}")
+    intercept = _checks.finite_scalar(intercept, "intercept")
+    noise = _checks.finite_scalar(noise, "noise")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out must be a folder path (str or os.PathLike), got {type(out).__name__}")
+    root = _seed_sequence(seed)
+    weights = _coefficients(coef, d, root)
+    if threads is None:
+        threads = default_threads()
+    per_row = max(1, math.ceil(density * d))
+    rows = max(1, _SPARSE_BLOCK_VALUES // per_row)
+    blocks = [(b, start, min(n, start + rows)) for b, start in enumerate(range(0, n, rows))]
+    spec = _SparseSpec(root, weights, intercept, noise, dt, d, density)
+
+    # Pass 1: the stored positions of each block give the row counts (indptr);
+    # pass 2 draws them again, with the values, into their final places.
+    counts = np.zeros(n, dtype=np.int64)
+
+    def count(block: Tuple[int, int, int]) -> int:
+        b, start, stop = block
+        columns_rows = spec.positions(spec.stream(b), start, stop)[1]
+        counts[start:stop] = np.bincount(columns_rows, minlength=stop - start)
+        return stop - start
+
+    _run(count, blocks, threads, n, None)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    nnz = int(indptr[-1])
+    if idx == np.int32 and max(nnz, d) > np.iinfo(np.int32).max:
+        raise ValueError(f"index_dtype='int32' cannot index {nnz} stored values of {d} columns: use 'int64'")
+    indptr = indptr.astype(idx, copy=False)
+
+    if out is None:
+        data = np.empty(nnz, dtype=dt)
+        indices = np.empty(nnz, dtype=idx)
+        y = np.empty(n, dtype=dt)
+
+        def fill(block: Tuple[int, int, int]) -> int:
+            b, start, stop = block
+            a, z = int(indptr[start]), int(indptr[stop])
+            spec.fill(b, start, stop, data[a:z], indices[a:z], y[start:stop])
+            return stop - start
+
+        _run(fill, blocks, threads, n, None)
+        return _csr_matrix(data, indices, indptr, (n, d)), y, weights
+
+    folder = os.fspath(out)
+    os.makedirs(folder, exist_ok=True)
+    writers = {name: _NpyWriter(folder, f"{name}.npy", shape, kind) for name, shape, kind in (
+        ("data", (nnz,), dt), ("indices", (nnz,), idx), ("indptr", (n + 1,), idx), ("y", (n,), dt),
+        ("shape", (2,), np.dtype(np.int64)))}
+    try:
+        def write(block: Tuple[int, int, int]) -> int:
+            b, start, stop = block
+            a, z = int(indptr[start]), int(indptr[stop])
+            data, indices, y = np.empty(z - a, dtype=dt), np.empty(z - a, dtype=idx), np.empty(stop - start, dtype=dt)
+            spec.fill(b, start, stop, data, indices, y)
+            writers["data"].write(data, a)
+            writers["indices"].write(indices, a)
+            writers["y"].write(y, start)
+            return stop - start
+
+        _run(write, blocks, threads, n, None)
+        writers["indptr"].write(indptr, 0)
+        writers["shape"].write(np.array([n, d], dtype=np.int64), 0)
+        for writer in writers.values():
+            writer.commit()
+    finally:
+        for writer in writers.values():
+            writer.discard()
+    arrays = [np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r") for name in ("data", "indices", "indptr")]
+    X = _csr_matrix(arrays[0], arrays[1], arrays[2], (n, d))
+    return X, np.load(os.path.join(folder, "y.npy"), mmap_mode="r"), weights
+
+
+def _csr_matrix(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: Tuple[int, int]) -> Any:
+    """A csr_matrix on these very arrays: scipy's constructor would narrow int64
+    indices that fit in int32 (a copy, of memory-mapped ones too)."""
+    from scipy import sparse
+
+    X = sparse.csr_matrix(shape, dtype=data.dtype)
+    X.data, X.indices, X.indptr = data, indices, indptr
+    X.has_canonical_format = True
+    return X
+
+
+class _SparseSpec:
+    """How make_sparse_linear draws a block of rows."""
+
+    def __init__(self, root, coef, intercept, noise, dtype, d, density):
+        self.root, self.coef, self.intercept, self.noise = root, coef, intercept, noise
+        self.dtype, self.d, self.density = dtype, d, density
+
+    def stream(self, block: int) -> np.random.Generator:
+        return _stream(self.root, _SPARSE_KEY, block)
+
+    def positions(self, rng: np.random.Generator, start: int, stop: int) -> Tuple[np.ndarray, np.ndarray]:
+        """The stored columns of rows start..stop-1, row after row, and the row (from 0) of each.
+
+        A Bernoulli(density) process over the block's ``(stop - start)·d``
+        entries in row-major order: the gaps between stored entries are
+        geometric, drawn in chunks until they pass the block's end.
+        """
+        size = (stop - start) * self.d
+        if self.density == 0.0:
+            flat = np.zeros(0, dtype=np.int64)
+        else:
+            expected = size * self.density
+            chunk = int(expected + 6.0 * math.sqrt(expected) + 16)
+            pieces = []
+            at = -1
+            while at < size:
+                gaps = rng.geometric(self.density, size=chunk)
+                steps = np.cumsum(gaps)
+                steps += at
+                pieces.append(steps)
+                at = int(steps[-1])
+            flat = np.concatenate(pieces)
+            flat = flat[: np.searchsorted(flat, size)]
+        return flat % self.d, flat // self.d
+
+    def fill(self, block: int, start: int, stop: int, data: np.ndarray, indices: np.ndarray,
+             y: np.ndarray) -> None:
+        rng = self.stream(block)
+        columns, row_of = self.positions(rng, start, stop)
+        indices[:] = columns
+        rng.standard_normal(out=data, dtype=self.dtype)
+        # y in float64, each row's products added in column order (bincount
+        # adds its weights one after another: no dependence on threads).
+        products = data.astype(np.float64) * self.coef[columns]
+        acc = np.bincount(row_of, weights=products, minlength=stop - start).astype(np.float64, copy=False)
+        if self.intercept != 0.0:
+            acc += self.intercept
+        if self.noise != 0.0:
+            acc += self.noise * _stream(self.root, _SPARSE_NOISE_KEY, block).standard_normal(stop - start)
+        y[:] = acc
 
 
 class _Params:

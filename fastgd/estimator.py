@@ -25,13 +25,16 @@ except ImportError as exc:
     raise ImportError(f"GDRegressor needs scikit-learn{_detail}: pip install 'fastgd[sklearn]'") from None
 
 import fastgd
-from fastgd import _engine
+from fastgd import _engine, _sparse
 from fastgd._autolr import auto_lr as _auto_lr
 from fastgd._result import Fit
 from fastgd._state import OptimizerState
 from fastgd.errors import DivergenceError, FitInterrupted
 
 __all__ = ["GDRegressor"]
+
+# The scipy.sparse formats validate_data keeps; any other becomes CSR there.
+_SPARSE_FORMATS = ["csr", "csc", "coo"]
 
 # The trainer: the engine's train, or (in tests) the reference's ``_fit`` with
 # the same keyword arguments, so that estimator results can be checked
@@ -233,9 +236,11 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
             Any array-like: numpy arrays, pandas DataFrames, torch CPU
-            tensors, objects with ``__array__``. float32 data trains as float32.
+            tensors, objects with ``__array__``; or any scipy.sparse matrix
+            or array (trained as CSR, never densified). float32 data trains
+            as float32.
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights (see Notes of the class).
@@ -290,7 +295,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or scipy.sparse matrix of shape (n_samples, n_features)
 
         Returns
         -------
@@ -298,7 +303,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self, "coef_")
         X = validate_data(
-            self, _as_numpy(X), reset=False, dtype=[np.float64, np.float32], order="C"
+            self, _as_numpy(X), reset=False, dtype=[np.float64, np.float32], order="C",
+            accept_sparse=_SPARSE_FORMATS,
         )
         b = float(self.intercept_) if self.fit_intercept else None
         with self._backend():
@@ -306,8 +312,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
 
     def __sklearn_tags__(self):  # noqa: D105
         tags = super().__sklearn_tags__()
-        # Dense numeric input only; no NaN (SPEC §5); one target.
-        tags.input_tags.sparse = False
+        # Dense or scipy.sparse numeric input (SPEC §10); no NaN (SPEC §5); one target.
+        tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         tags.target_tags.single_output = True
         tags.target_tags.multi_output = False
@@ -320,10 +326,15 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         # C order is what the kernels read, so F-ordered input (a pandas
         # DataFrame's blocks) is copied here once, and C-ordered input (numpy,
         # torch CPU tensors, __array__ objects) not at all.
-        return validate_data(
+        # Sparse X (any scipy.sparse format; others become CSR here) is made
+        # canonical CSR once (fastgd/_sparse.py), never dense.
+        X, y = validate_data(
             self, _as_numpy(X), _as_numpy(y), reset=reset, dtype=[np.float64, np.float32],
-            order="C", y_numeric=True,
+            order="C", y_numeric=True, accept_sparse=_SPARSE_FORMATS,
         )
+        if _sparse.is_sparse(X):
+            X = _sparse.as_csr(X, "X")[0]
+        return X, y
 
     def _check_early_stopping(self):
         if self.tol is None:
@@ -441,8 +452,8 @@ def _as_numpy(value: Any) -> Any:
 class _Weighted:
     """Rows scaled by ``sqrt(w_i · n / Σw)`` (see GDRegressor's Notes)."""
 
-    def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
-        self.X = X
+    def __init__(self, X: Any, y: np.ndarray) -> None:
+        self.X = X  # an ndarray, or a fastgd._sparse.CSR
         self.y = y
 
     @staticmethod
@@ -455,12 +466,19 @@ class _Weighted:
         keep = sw > 0
         if not keep.any():
             raise ValueError("sample_weight: every weight is zero; nothing to train on")
+        sparse_rows = _sparse.is_csr(X)
         if not keep.all():
-            X, y, sw = X[keep], y[keep], sw[keep]
+            rows = np.flatnonzero(keep)
+            X, y, sw = (_sparse.take_rows(X, rows) if sparse_rows else X[keep]), y[keep], sw[keep]
         # Only the weights' ratios matter: divided by the largest first, their
         # sum cannot overflow (weights near 1e307 gave sw.sum() = inf, s = 0).
         sw = sw / sw.max()
         s = np.sqrt(sw * (sw.shape[0] / sw.sum()))
+        if sparse_rows:
+            Xw = _sparse.scale_rows(X, s)
+            if fit_intercept:
+                Xw = _sparse.with_column(Xw, s)
+            return _Weighted(Xw, (y * s).astype(X.dtype))
         columns = [X * s[:, None].astype(X.dtype)]
         if fit_intercept:
             columns.append(s[:, None].astype(X.dtype))

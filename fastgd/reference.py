@@ -22,6 +22,11 @@ Full-batch steps (``batch_size`` None or >= n) sum the samples in their
 natural order even when ``shuffle=True``: the mean gradient over all samples
 does not depend on the order, and one fused pass then serves both the cost
 and the gradient.
+
+Sparse ``X`` (scipy.sparse, SPEC §10) is read as CSR rows: the sums above
+over each row's stored entries in column order. Those are the dense array's
+bits (its other terms are zeros that change no sum: fastgd/_sparse.py);
+``forward`` gives an exactly zero prediction the dense sum's sign.
 """
 
 from __future__ import annotations
@@ -243,8 +248,9 @@ def fit(
 
     Parameters
     ----------
-    X : array-like of shape (n,) or (n, d)
-        Samples; 1-D is the tutorial's scalar-feature model.
+    X : array-like of shape (n,) or (n, d), or a scipy.sparse matrix
+        Samples; 1-D is the tutorial's scalar-feature model. Sparse X is read
+        row by row (its stored values), with the dense array's results.
     y : array-like of shape (n,)
         Targets.
     lr : float, sequence of floats, or callable

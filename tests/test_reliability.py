@@ -316,10 +316,13 @@ def test_pandas_nullable_dtypes(module):
 
 
 @pytest.mark.parametrize("module", [reference, fastgd], ids=["reference", "fastgd"])
-def test_sparse_input_says_not_supported_yet(module):
+def test_sparse_x_trains_and_other_sparse_arguments_say_only_x(module):
+    """Sparse X is SPEC §10 (tests/test_sparse.py); y, w0 must be dense."""
     sparse = pytest.importorskip("scipy.sparse")
-    with pytest.raises(TypeError, match=r"sparse input is not supported yet.*toarray"):
-        module.fit(sparse.csr_matrix(np.eye(3)), [1.0, 2.0, 3.0])
+    got = module.fit(sparse.csr_matrix(np.eye(3)), [1.0, 2.0, 3.0], epochs=3, exact=True)
+    assert np.array_equal(got.w, reference.fit(np.eye(3), [1.0, 2.0, 3.0], epochs=3).w)
+    with pytest.raises(TypeError, match=r"y is a scipy.sparse.*only X may be sparse.*toarray"):
+        module.fit(np.eye(3), sparse.csr_matrix(np.ones((3, 1))))
 
 
 # -- signatures ------------------------------------------------------------------------------

@@ -42,4 +42,18 @@ exact, batch_size, order, stop) -> bool``
     Optional: ``[A | y]ᵀ[A | y]`` with ``A = [X (1)]``, the statistics of
     ``solver="gram"`` (fastgd/_gram.py); deterministic for any thread count.
     A backend without it gets numpy's.
+
+Sparse X (SPEC §10) has kernel modules of its own, one per CPU backend
+(``numba_sparse``, ``cython_sparse``, ``numpy_sparse``; ``fastgd._sparse.kernels_for``
+maps a backend to its module, and refuses cuda with a ValueError naming X).
+They have ``NAME`` (the backend's), ``BLOCK``, the same ``sums``, ``predict``,
+``run_epochs`` and ``run_steps`` with the same arguments and meaning, except
+that ``X`` is a :class:`fastgd._sparse.CSR` (``data``, ``indices``, ``indptr``,
+``n_features``: canonical rows, read-only, ``indices`` int32 or int64), and
+no ``gram`` (so ``solver="auto"`` streams). The sums skip the zeros: with
+``exact`` the results have the reference's bits on ``X.toarray()``
+(fastgd/_sparse.py says why); ``predict`` gives an exactly zero prediction
+the dense sum's sign. A step that leaves the weights without gradient alone
+costs O(nnz of its rows); numba_sparse.py's docstring says which steps those
+are.
 """
