@@ -9,6 +9,8 @@ from cython cimport floating
 from libc.math cimport fabs, isfinite, pow, sqrt, INFINITY
 from libc.stdint cimport int32_t, int64_t, uint64_t
 
+import numpy as np
+
 ctypedef fused index_t:
     int32_t
     int64_t
@@ -76,6 +78,141 @@ LAYOUT = {
 }
 
 cdef double MAX_DLOSS = 1e12
+cdef double MAX_AFFINE_LOSS = 0.5 * 1e12 * 1e12
+cdef enum:
+    SQUARED_ERROR = 0
+    NO_PENALTY = 0
+    AFFINE_BLOCK = 4096
+    AFFINE_MIN_SAMPLES = 2 * 4096
+
+
+cdef inline double _rate(int rate, double eta, double eta0, double power_t, double alpha, double optimal_init,
+                         double t) noexcept nogil:
+    if rate == OPTIMAL:
+        return 1.0 / (alpha * (optimal_init + t - 1.0))
+    if rate == INVSCALING:
+        if power_t == 0.25:
+            return eta0 / sqrt(sqrt(t))
+        if power_t == 0.5:
+            return eta0 / sqrt(t)
+        return eta0 / pow(t, power_t)
+    return eta
+
+
+cdef void _compose_block(const floating[:, ::1] X, const floating[::1] y, const floating[::1] sample_weight,
+                         bint weighted, int64_t[::1] order, bint visits, Py_ssize_t n, Py_ssize_t k, double t0,
+                         double eta, int rate, double eta0, double power_t, double alpha, double optimal_init,
+                         bint shrinks, bint fit_intercept, double decay, bint penalised, double[:, ::1] maps,
+                         double[:, ::1] stats) noexcept nogil:
+    cdef double a00 = 1.0, a01 = 0.0, a10 = 0.0, a11 = 1.0, v0 = 0.0, v1 = 0.0
+    cdef double s_aa00 = 0.0, s_aa01 = 0.0, s_aa11 = 0.0, s_ae0 = 0.0, s_ae1 = 0.0, s_ee = 0.0
+    cdef double s_gg00 = 0.0, s_gg01 = 0.0, s_gg11 = 0.0, s_gh0 = 0.0, s_gh1 = 0.0, s_hh = 0.0
+    cdef double x, yi, r0, r1, e, eta_i, step, c, kx, kd, ww, wb, wy, bw, bb, by, n00, n01, n0, n10, n11, n1
+    cdef Py_ssize_t pos, i
+    cdef Py_ssize_t start = k * AFFINE_BLOCK
+    cdef Py_ssize_t end = min(n, start + AFFINE_BLOCK)
+    cdef double rates[AFFINE_BLOCK]
+    for pos in range(start, end):
+        rates[pos - start] = _rate(rate, eta, eta0, power_t, alpha, optimal_init, t0 + pos)
+    for pos in range(start, end):
+        i = order[pos] if visits else pos
+        x = X[i, 0]
+        yi = y[i]
+        r0 = x * a00 + a10
+        r1 = x * a01 + a11
+        e = x * v0 + v1 - yi
+        s_aa00 += r0 * r0
+        s_aa01 += r0 * r1
+        s_aa11 += r1 * r1
+        s_ae0 += r0 * e
+        s_ae1 += r1 * e
+        s_ee += e * e
+        if penalised:
+            s_gg00 += a00 * a00
+            s_gg01 += a00 * a01
+            s_gg11 += a01 * a01
+            s_gh0 += a00 * v0
+            s_gh1 += a01 * v0
+            s_hh += v0 * v0
+        eta_i = rates[pos - start]
+        step = eta_i * sample_weight[i] if weighted else eta_i
+        c = 1.0
+        if shrinks:
+            c = 1.0 - eta_i * alpha
+            if not c > 0.0:
+                c = 0.0
+        kx = step * x
+        ww = c - kx * x
+        wb = -kx
+        wy = kx * yi
+        n00 = ww * a00 + wb * a10
+        n01 = ww * a01 + wb * a11
+        n0 = ww * v0 + wb * v1 + wy
+        if fit_intercept:
+            kd = step * decay
+            bw = -kd * x
+            bb = 1.0 - kd
+            by = kd * yi
+            n10 = bw * a00 + bb * a10
+            n11 = bw * a01 + bb * a11
+            n1 = bw * v0 + bb * v1 + by
+            a10 = n10
+            a11 = n11
+            v1 = n1
+        a00 = n00
+        a01 = n01
+        v0 = n0
+    maps[k, 0] = a00
+    maps[k, 1] = a01
+    maps[k, 2] = a10
+    maps[k, 3] = a11
+    maps[k, 4] = v0
+    maps[k, 5] = v1
+    stats[k, 0] = s_aa00
+    stats[k, 1] = s_aa01
+    stats[k, 2] = s_aa11
+    stats[k, 3] = s_ae0
+    stats[k, 4] = s_ae1
+    stats[k, 5] = s_ee
+    stats[k, 6] = s_gg00
+    stats[k, 7] = s_gg01
+    stats[k, 8] = s_gg11
+    stats[k, 9] = s_gh0
+    stats[k, 10] = s_gh1
+    stats[k, 11] = s_hh
+
+
+cdef bint _affine_epoch(const floating[:, ::1] X, const floating[::1] y, const floating[::1] sample_weight,
+                        bint weighted, int64_t[::1] order, bint visits, Py_ssize_t n, double t0, double eta,
+                        int rate, double eta0, double power_t, double alpha, double optimal_init, bint shrinks,
+                        bint fit_intercept, double decay, bint penalised, double *w, double *b,
+                        double *objective, double *sumloss, double[:, ::1] maps,
+                        double[:, ::1] stats) noexcept nogil:
+    # The blocks one after another: the numba kernel runs them in parallel, with the same bits.
+    cdef Py_ssize_t k
+    cdef double loss, ww = w[0], bb = b[0], nw
+    for k in range(maps.shape[0]):
+        _compose_block(X, y, sample_weight, weighted, order, visits, n, k, t0, eta, rate, eta0, power_t, alpha,
+                       optimal_init, shrinks, fit_intercept, decay, penalised, maps, stats)
+    objective[0] = 0.0
+    sumloss[0] = 0.0
+    for k in range(maps.shape[0]):
+        loss = 0.5 * ((stats[k, 0] * ww * ww + 2.0 * stats[k, 1] * ww * bb + stats[k, 2] * bb * bb)
+                      + 2.0 * (stats[k, 3] * ww + stats[k, 4] * bb) + stats[k, 5])
+        if not loss < MAX_AFFINE_LOSS:
+            return False
+        sumloss[0] += loss
+        objective[0] += loss
+        if penalised:
+            objective[0] += 0.5 * alpha * ((stats[k, 6] * ww * ww + 2.0 * stats[k, 7] * ww * bb
+                                            + stats[k, 8] * bb * bb)
+                                           + 2.0 * (stats[k, 9] * ww + stats[k, 10] * bb) + stats[k, 11])
+        nw = maps[k, 0] * ww + maps[k, 1] * bb + maps[k, 4]
+        bb = maps[k, 2] * ww + maps[k, 3] * bb + maps[k, 5]
+        ww = nw
+    w[0] = ww
+    b[0] = bb
+    return True
 
 
 cdef inline double _loss(int loss, double epsilon, double y, double p) noexcept nogil:
@@ -230,6 +367,13 @@ def sgd_regressor_epochs(const floating[:, ::1] X, const floating[::1] data, con
     cdef bint truncates = penalty == L1 or penalty == ELASTICNET
     cdef bint penalised = penalty != 0
     cdef bint lanes = (not sparse) and d >= LANES_MIN_FEATURES
+    cdef bint affine = ((not sparse) and d == 1 and loss == SQUARED_ERROR
+                        and (penalty == NO_PENALTY or penalty == L2) and average == 0 and n >= AFFINE_MIN_SAMPLES)
+    cdef Py_ssize_t blocks = (n + AFFINE_BLOCK - 1) // AFFINE_BLOCK if affine else 0
+    cdef double[:, ::1] maps = np.empty((blocks, 6))
+    cdef double[:, ::1] stats = np.empty((blocks, 12))
+    cdef double w_end, b_end
+    cdef bint done
 
     cdef double intercept = state[S_INTERCEPT], wscale = state[S_WSCALE]
     cdef double avg_a = state[S_AVERAGE_A], avg_b = state[S_AVERAGE_B]
@@ -253,7 +397,26 @@ def sgd_regressor_epochs(const floating[:, ::1] X, const floating[::1] data, con
             sumloss = 0.0
             objective = 0.0
             interrupted = False
-            for k in range(n):
+            done = False
+            if affine:
+                w_end = coef[0] * wscale
+                b_end = intercept
+                done = _affine_epoch(X, y, sample_weight, weighted, order, visits, n, t, eta, rate, eta0, power_t,
+                                     alpha, optimal_init, shrinks, fit_intercept, decay, penalised, &w_end, &b_end,
+                                     &objective, &sumloss, maps, stats)
+                if done:
+                    coef[0] = w_end
+                    wscale = 1.0
+                    if fit_intercept:
+                        intercept = b_end
+                    sq_norm = <double>coef[0] * coef[0]
+                    l1_norm = fabs(<double>coef[0])
+                    t += n
+                    eta = _rate(rate, eta, eta0, power_t, alpha, optimal_init, t - 1.0)
+                else:
+                    sumloss = 0.0
+                    objective = 0.0
+            for k in range(0 if done else n):
                 if k % CHECK_EVERY == CHECK_EVERY - 1 and stop[0]:
                     interrupted = True
                     break

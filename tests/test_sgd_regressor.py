@@ -315,3 +315,46 @@ def test_cython_enum_mirrors_the_layout():
     extension = pytest.importorskip("fastgd_ext._sgd_regressor")
     expected = {k: v for k, v in vars(layout).items() if k[:2] in ("C_", "S_")}
     assert extension.LAYOUT == expected
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+@pytest.mark.parametrize("penalty,learning_rate,fit_intercept,weighted", [
+    ("l2", "invscaling", True, False), (None, "constant", True, True), ("l2", "optimal", False, False),
+    ("l2", "adaptive", True, True), (None, "invscaling", False, True),
+])
+def test_one_feature_affine_path_matches_scikit_learn(backend, penalty, learning_rate, fit_intercept, weighted):
+    # From AFFINE_MIN_SAMPLES rows, one-feature squared-error SGD runs as
+    # composed block maps: within rounding of scikit-learn's steps.
+    rng = np.random.default_rng(6)
+    n = 20_000
+    X = rng.normal(size=(n, 1))
+    y = 1.5 * X[:, 0] - 0.5 + 0.2 * rng.normal(size=n)
+    sw = rng.random(n) * 2 if weighted else None
+    kwargs = dict(penalty=penalty, learning_rate=learning_rate, fit_intercept=fit_intercept, shuffle=False,
+                  max_iter=30, tol=1e-4)
+    context = _quiet()
+    try:
+        expected = SkSGDRegressor(**kwargs).fit(X, y, sample_weight=sw)
+        got = fastgd.SGDRegressor(backend=backend, **kwargs).fit(X, y, sample_weight=sw)
+    finally:
+        context.__exit__(None, None, None)
+    assert_same_model(expected, got)
+
+
+def test_affine_path_is_the_same_on_numba_and_cython_and_falls_back_at_the_clip():
+    if not {"numba", "cython"} <= set(BACKENDS):
+        pytest.skip("needs both compiled backends")
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(20_000, 1))
+    y = 3.0 * X[:, 0] + rng.normal(size=20_000)
+    kwargs = dict(shuffle=True, random_state=2, penalty="l2")
+    a = fastgd.SGDRegressor(backend="numba", **kwargs).fit(X, y)
+    b = fastgd.SGDRegressor(backend="cython", **kwargs).fit(X, y)
+    np.testing.assert_array_equal(_params(a), _params(b))
+    # Residuals beyond 1e12 clip the derivative: no longer affine, so those
+    # epochs go step by step (and stay scikit-learn's).
+    y_far = y * 1e13
+    kwargs = dict(shuffle=False, learning_rate="constant", eta0=1e-3, penalty=None, max_iter=3, tol=None)
+    expected = SkSGDRegressor(**kwargs).fit(X, y_far)
+    for backend in ("numba", "cython"):
+        assert_same_model(expected, fastgd.SGDRegressor(backend=backend, **kwargs).fit(X, y_far))

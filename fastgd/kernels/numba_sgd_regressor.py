@@ -9,7 +9,16 @@ does (its L1 penalty, too, touches only the row's features).
 
 What differs from the reference's operation order (within rounding, never
 more): with at least ``LANES_MIN_FEATURES`` dense features, the dot product
-in eight partial sums and the tracked norms in four. Everything else is the
+in eight partial sums and the tracked norms in four; and one-feature
+squared-error SGD with L2 or no penalty and no averaging, from
+``AFFINE_MIN_SAMPLES`` rows, by affine maps: a step is linear in the true
+``(w, b)`` (``w ← c·w − k·x·r``, ``b ← b − decay·k·r`` with ``r = x·w + b − y``,
+``k = eta·sample_weight``, ``c`` the L2 shrink), so each block of
+``AFFINE_BLOCK`` steps composes into one map of its start (blocks in
+parallel), and the block's summed loss and penalty are quadratic forms of
+that start, summed alongside; the epoch then applies the maps in order. A
+block whose loss could hold a clipped derivative (``MAX_AFFINE_LOSS``) sends
+the epoch back to the step-by-step loop. Everything else is the
 reference's order, so that below that the results are scikit-learn's bit for
 bit: a fit that grows chaotically (a large "optimal" step, say) turns a
 one-ulp difference into more than 1e-9, and a square root for ``t ** 0.25``
@@ -22,7 +31,7 @@ import math
 
 import numpy as np
 
-from fastgd.kernels._numba_jit import jit
+from fastgd.kernels._numba_jit import jit, prange
 from fastgd.kernels.sgd_regressor_layout import (
     ADAPTIVE,
     C_ALPHA,
@@ -49,6 +58,7 @@ from fastgd.kernels.sgd_regressor_layout import (
     INVSCALING,
     L1,
     L2,
+    NO_PENALTY,
     OPTIMAL,
     S_AVERAGE_A,
     S_AVERAGE_B,
@@ -67,9 +77,19 @@ from fastgd.kernels.sgd_regressor_layout import (
     S_U,
     S_WSCALE,
     SQUARED_EPSILON_INSENSITIVE,
+    SQUARED_ERROR,
 )
 
 MAX_DLOSS = 1e12
+# One-feature squared-error SGD (L2 or no penalty, no averaging) on at least
+# AFFINE_MIN_SAMPLES rows composes each block of AFFINE_BLOCK steps into one
+# affine map of the true (w, b), blocks in parallel from PARALLEL_SAMPLES rows
+# on; the epoch's losses come from quadratic forms summed with the maps.
+AFFINE_BLOCK = 4096
+AFFINE_MIN_SAMPLES = 2 * AFFINE_BLOCK
+PARALLEL_SAMPLES = 1 << 18
+# 0.5 * MAX_DLOSS**2: a block whose loss is below this had no clipped step.
+MAX_AFFINE_LOSS = 0.5 * MAX_DLOSS * MAX_DLOSS
 # From this many features a dense row's dot product and the tracked norms sum
 # in four interleaved partial sums (within rounding of scikit-learn's one
 # sum; below it, its order exactly).
@@ -209,6 +229,151 @@ def _fold_scale(coef, average_coef, averaging, avg_a, avg_b, wscale):
         coef[j] = coef[j] * wscale
 
 
+@jit(inline="always")
+def _rate(rate, eta, eta0, power_t, alpha, optimal_init, t):
+    if rate == OPTIMAL:
+        return 1.0 / (alpha * (optimal_init + t - 1.0))
+    if rate == INVSCALING:
+        # In the affine path only (its results are within rounding anyway):
+        # two square roots cost a third of pow.
+        if power_t == 0.25:
+            return eta0 / math.sqrt(math.sqrt(t))
+        if power_t == 0.5:
+            return eta0 / math.sqrt(t)
+        return eta0 / math.pow(t, power_t)
+    return eta
+
+
+@jit(inline="always")
+def _compose_block(X, y, sample_weight, weighted, order, visits, n, k, t0, eta, rate, eta0, power_t, alpha,
+                   optimal_init, shrinks, fit_intercept, decay, penalised, maps, stats):
+    """Block ``k``'s steps as one affine map of the true ``(w, b)`` at its start
+    (``maps[k]``: ``A`` row by row, then the offset), and the sums that give its
+    loss and penalty as quadratic forms of that start (``stats[k]``).
+
+    Step ``i`` with ``s = eta_i·sw_i``, ``c`` the shrink and ``r = x·w + b − y``:
+    ``w ← (c − s·x²)·w − s·x·b + s·x·y`` and ``b ← −d·s·x·w + (1 − d·s)·b + d·s·y``
+    (``d`` the intercept decay): the prefix map's rows update by these
+    coefficients, computed off the chain, so that each step adds one multiply
+    and one add of latency to it."""
+    start = k * AFFINE_BLOCK
+    end = min(n, start + AFFINE_BLOCK)
+    # The block's step sizes first, in a loop without a chain (the square
+    # roots and divisions vectorise), then the composition.
+    rates = np.empty(end - start)
+    for pos in range(start, end):
+        rates[pos - start] = _rate(rate, eta, eta0, power_t, alpha, optimal_init, t0 + pos)
+    a00 = 1.0
+    a01 = 0.0
+    a10 = 0.0
+    a11 = 1.0
+    v0 = 0.0
+    v1 = 0.0
+    s_aa00 = s_aa01 = s_aa11 = s_ae0 = s_ae1 = s_ee = 0.0
+    s_gg00 = s_gg01 = s_gg11 = s_gh0 = s_gh1 = s_hh = 0.0
+    for pos in range(start, end):
+        i = order[pos] if visits else pos
+        x = float(X[i, 0])
+        yi = float(y[i])
+        # The residual before the step as a function of the block's start s0:
+        # p − y = r0·w0 + r1·b0 + e.
+        r0 = x * a00 + a10
+        r1 = x * a01 + a11
+        e = x * v0 + v1 - yi
+        s_aa00 += r0 * r0
+        s_aa01 += r0 * r1
+        s_aa11 += r1 * r1
+        s_ae0 += r0 * e
+        s_ae1 += r1 * e
+        s_ee += e * e
+        if penalised:
+            s_gg00 += a00 * a00
+            s_gg01 += a00 * a01
+            s_gg11 += a01 * a01
+            s_gh0 += a00 * v0
+            s_gh1 += a01 * v0
+            s_hh += v0 * v0
+        eta_i = rates[pos - start]
+        step = eta_i * sample_weight[i] if weighted else eta_i
+        c = max(0.0, 1.0 - eta_i * alpha) if shrinks else 1.0  # the weight scales the step, not the shrink
+        kx = step * x
+        ww = c - kx * x
+        wb = -kx
+        wy = kx * yi
+        n00 = ww * a00 + wb * a10
+        n01 = ww * a01 + wb * a11
+        n0 = ww * v0 + wb * v1 + wy
+        if fit_intercept:
+            kd = step * decay
+            bw = -kd * x
+            bb = 1.0 - kd
+            by = kd * yi
+            a10, a11, v1 = bw * a00 + bb * a10, bw * a01 + bb * a11, bw * v0 + bb * v1 + by
+        a00 = n00
+        a01 = n01
+        v0 = n0
+    maps[k, 0] = a00
+    maps[k, 1] = a01
+    maps[k, 2] = a10
+    maps[k, 3] = a11
+    maps[k, 4] = v0
+    maps[k, 5] = v1
+    stats[k, 0] = s_aa00
+    stats[k, 1] = s_aa01
+    stats[k, 2] = s_aa11
+    stats[k, 3] = s_ae0
+    stats[k, 4] = s_ae1
+    stats[k, 5] = s_ee
+    stats[k, 6] = s_gg00
+    stats[k, 7] = s_gg01
+    stats[k, 8] = s_gg11
+    stats[k, 9] = s_gh0
+    stats[k, 10] = s_gh1
+    stats[k, 11] = s_hh
+
+
+@jit(nogil=True, parallel=True)
+def _compose_parallel(X, y, sample_weight, weighted, order, visits, n, t0, eta, rate, eta0, power_t, alpha,
+                      optimal_init, shrinks, fit_intercept, decay, penalised, maps, stats):
+    for k in prange(maps.shape[0]):
+        _compose_block(X, y, sample_weight, weighted, order, visits, n, k, t0, eta, rate, eta0, power_t, alpha,
+                       optimal_init, shrinks, fit_intercept, decay, penalised, maps, stats)
+
+
+@jit(nogil=True)
+def _affine_epoch(X, y, sample_weight, weighted, order, visits, n, t0, eta, rate, eta0, power_t, alpha,
+                  optimal_init, shrinks, fit_intercept, decay, penalised, w, b, maps, stats):
+    """One epoch of one-feature squared-error SGD (L2 or no penalty, no
+    averaging) by affine block maps: ``(w, b, objective, sumloss, done)``;
+    ``done`` is False where a residual may have reached the derivative's clip
+    (the caller then takes the epoch step by step)."""
+    if n >= PARALLEL_SAMPLES:
+        _compose_parallel(X, y, sample_weight, weighted, order, visits, n, t0, eta, rate, eta0, power_t, alpha,
+                          optimal_init, shrinks, fit_intercept, decay, penalised, maps, stats)
+    else:
+        for k in range(maps.shape[0]):
+            _compose_block(X, y, sample_weight, weighted, order, visits, n, k, t0, eta, rate, eta0, power_t,
+                           alpha, optimal_init, shrinks, fit_intercept, decay, penalised, maps, stats)
+    objective = 0.0
+    sumloss = 0.0
+    half_penalty = 0.5 * alpha
+    for k in range(maps.shape[0]):
+        st = stats[k]
+        loss = 0.5 * ((st[0] * w * w + 2.0 * st[1] * w * b + st[2] * b * b)
+                      + 2.0 * (st[3] * w + st[4] * b) + st[5])
+        # Every residual of the block is below the clip when their squares' sum is.
+        if not loss < MAX_AFFINE_LOSS:
+            return w, b, objective, sumloss, False
+        sumloss += loss
+        objective += loss
+        if penalised:
+            objective += half_penalty * ((st[6] * w * w + 2.0 * st[7] * w * b + st[8] * b * b)
+                                         + 2.0 * (st[9] * w + st[10] * b) + st[11])
+        m = maps[k]
+        w, b = m[0] * w + m[1] * b + m[4], m[2] * w + m[3] * b + m[5]
+    return w, b, objective, sumloss, True
+
+
 @jit(nogil=True)
 def sgd_regressor_epochs(X, data, indices, indptr, sparse, y, sample_weight, order, coef, average_coef, q,
                          previous, state, config, rng, max_epochs, stop):
@@ -254,6 +419,12 @@ def sgd_regressor_epochs(X, data, indices, indptr, sparse, y, sample_weight, ord
     penalised = penalty != 0
     lanes = not sparse and d >= LANES_MIN_FEATURES
 
+    affine = (not sparse and d == 1 and loss == SQUARED_ERROR and (penalty == NO_PENALTY or penalty == L2)
+              and average == 0 and n >= AFFINE_MIN_SAMPLES)
+    blocks = (n + AFFINE_BLOCK - 1) // AFFINE_BLOCK if affine else 0
+    maps = np.empty((blocks, 6))
+    stats = np.empty((blocks, 12))
+
     epochs = 0
     for _ in range(max_epochs):
         if stop[0]:
@@ -263,7 +434,24 @@ def sgd_regressor_epochs(X, data, indices, indptr, sparse, y, sample_weight, ord
         sumloss = 0.0
         objective = 0.0
         interrupted = False
-        for k in range(n):
+        done = False
+        if affine:
+            w_end, b_end, objective, sumloss, done = _affine_epoch(
+                X, y, sample_weight, weighted, order, visits, n, t, eta, rate, eta0, power_t, alpha, optimal_init,
+                shrinks, fit_intercept, decay, penalised, float(coef[0]) * wscale, intercept, maps, stats)
+            if done:
+                coef[0] = w_end
+                wscale = 1.0
+                intercept = b_end if fit_intercept else intercept
+                stored = float(coef[0])
+                sq_norm = stored * stored
+                l1_norm = abs(stored)
+                t += n
+                eta = _rate(rate, eta, eta0, power_t, alpha, optimal_init, t - 1.0)
+            else:
+                sumloss = 0.0
+                objective = 0.0
+        for k in range(0 if done else n):
             if k % CHECK_EVERY == CHECK_EVERY - 1 and stop[0]:
                 interrupted = True
                 break
