@@ -163,6 +163,11 @@ def sgd_regressor_epochs(X: Any, data: Any, indices: Any, indptr: Any, sparse: b
     # Weights are stored in the training dtype: round to it after each write,
     # as the compiled kernels store into their arrays.
     store = coef.dtype.type
+    # float32: scikit-learn's float32 kernel holds some values in a float.
+    single = coef.dtype.itemsize == 4
+
+    def narrow(value: float) -> float:
+        return float(store(value)) if single else value
 
     loss, epsilon = int(config[C_LOSS]), float(config[C_EPSILON])
     penalty, alpha, l1_ratio = int(config[C_PENALTY]), float(config[C_ALPHA]), float(config[C_L1_RATIO])
@@ -185,13 +190,16 @@ def sgd_regressor_epochs(X: Any, data: Any, indices: Any, indptr: Any, sparse: b
     penalised = penalty != 0
 
     def fold_scale() -> None:
+        # BLAS axpy and scal in the weights' dtype.
         nonlocal wscale, avg_a, avg_b
         if average > 0:
+            a, inv_b = narrow(avg_a), narrow(1.0 / avg_b)
             for j in range(d):
-                aw[j] = float(store((aw[j] + avg_a * w[j]) * (1.0 / avg_b)))
+                aw[j] = float(store(narrow(aw[j] + narrow(a * w[j])) * inv_b))
             avg_a, avg_b = 0.0, 1.0
+        scale = narrow(wscale)
         for j in range(d):
-            w[j] = float(store(w[j] * wscale))
+            w[j] = float(store(w[j] * scale))
         wscale = 1.0
 
     epochs = 0
@@ -206,8 +214,8 @@ def sgd_regressor_epochs(X: Any, data: Any, indices: Any, indptr: Any, sparse: b
             idx, vals = rows[i]
             dot = 0.0
             for j, v in zip(idx, vals):
-                dot += w[j] * v
-            p = dot * wscale + intercept
+                dot += narrow(w[j] * v)
+            p = narrow(dot * wscale) + intercept
             if rate == OPTIMAL:
                 eta = 1.0 / (alpha * (optimal_init + t - 1.0))
             elif rate == INVSCALING:
@@ -222,31 +230,33 @@ def sgd_regressor_epochs(X: Any, data: Any, indices: Any, indptr: Any, sparse: b
             update = -eta * dloss
             update *= sws[i]
             if penalty == L2 or penalty == ELASTICNET:
-                shrink = max(0.0, 1.0 - (1.0 - l1_ratio) * eta * alpha)
+                shrink = narrow(max(0.0, 1.0 - (1.0 - l1_ratio) * eta * alpha))
                 wscale *= shrink
-                sq_norm *= shrink * shrink
+                sq_norm *= narrow(shrink * shrink)
                 l1_norm *= shrink
                 if wscale < wscale_min:
                     fold_scale()
             if update != 0.0:
-                step = update / wscale
+                scale = narrow(wscale)
+                step = narrow(narrow(update) / scale)
                 squares = absolutes = 0.0
                 for j, v in zip(idx, vals):
                     w[j] = float(store(w[j] + v * step))
-                    squares += w[j] * w[j]
+                    squares += narrow(w[j] * w[j])
                     absolutes += abs(w[j])
-                sq_norm = squares * (wscale * wscale)
-                l1_norm = absolutes * wscale
+                sq_norm = squares * narrow(scale * scale)
+                l1_norm = absolutes * scale
                 if fit_intercept:
                     intercept += update * decay
             if 0 < average <= t:
                 k = t - average + 1.0
-                shift = -update / wscale
+                shift = -narrow(update) / wscale
                 for j, v in zip(idx, vals):
                     aw[j] = float(store(aw[j] + avg_a * v * shift))
+                mu = 1.0 / narrow(k)
                 if k > 1.0:
-                    avg_b /= 1.0 - 1.0 / k
-                avg_a += (1.0 / k) * avg_b * wscale
+                    avg_b /= 1.0 - mu
+                avg_a += mu * avg_b * wscale
                 avg_intercept += (intercept - avg_intercept) / k
             if penalty == L1 or penalty == ELASTICNET:
                 u += l1_ratio * eta * alpha

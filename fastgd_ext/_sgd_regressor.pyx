@@ -78,6 +78,12 @@ LAYOUT = {
 }
 
 cdef double MAX_DLOSS = 1e12
+
+
+cdef inline double _narrow(double x, bint single) noexcept nogil:
+    # x rounded to float32 where scikit-learn's float32 kernel holds it in a float.
+    return <double>(<float>x) if single else x
+
 cdef double MAX_AFFINE_LOSS = 0.5 * 1e12 * 1e12
 cdef enum:
     SQUARED_ERROR = 0
@@ -277,23 +283,34 @@ cdef void _shuffle(int64_t[::1] order, uint64_t *rng) noexcept nogil:
         order[j] = tmp
 
 
+cdef inline double _tree(double *s) noexcept nogil:
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+
+
 cdef inline double _dot_lanes(floating[::1] coef, const floating[:, ::1] X, Py_ssize_t i) noexcept nogil:
-    cdef Py_ssize_t d = coef.shape[0], j = 0
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0
-    while j + 8 <= d:
-        s0 += coef[j] * X[i, j]
-        s1 += coef[j + 1] * X[i, j + 1]
-        s2 += coef[j + 2] * X[i, j + 2]
-        s3 += coef[j + 3] * X[i, j + 3]
-        s4 += coef[j + 4] * X[i, j + 4]
-        s5 += coef[j + 5] * X[i, j + 5]
-        s6 += coef[j + 6] * X[i, j + 6]
-        s7 += coef[j + 7] * X[i, j + 7]
-        j += 8
-    while j < d:
-        s0 += coef[j] * X[i, j]
-        j += 1
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    # numba's _lane_tree: lane l takes the features j = l (mod 8) in increasing j.
+    cdef Py_ssize_t d = coef.shape[0], j
+    cdef double s[8]
+    for j in range(8):
+        s[j] = 0.0
+    for j in range(d):
+        s[j & 7] += coef[j] * X[i, j]
+    return _tree(s)
+
+
+cdef inline double _axpy_squares(floating[::1] coef, const floating[:, ::1] X, Py_ssize_t i,
+                                 double step) noexcept nogil:
+    # numba's _axpy_squares: coef += step * X[i]; the new coef's squares in the same lanes.
+    cdef Py_ssize_t d = coef.shape[0], j
+    cdef double s[8]
+    cdef double c
+    for j in range(8):
+        s[j] = 0.0
+    for j in range(d):
+        coef[j] = coef[j] + X[i, j] * step
+        c = coef[j]
+        s[j & 7] += c * c
+    return _tree(s)
 
 
 cdef inline void _add_lanes(floating[::1] coef, const floating[:, ::1] X, Py_ssize_t i, double step,
@@ -366,8 +383,9 @@ def sgd_regressor_epochs(const floating[:, ::1] X, const floating[::1] data, con
     cdef bint shrinks = penalty == L2 or penalty == ELASTICNET
     cdef bint truncates = penalty == L1 or penalty == ELASTICNET
     cdef bint penalised = penalty != 0
-    cdef bint lanes = (not sparse) and d >= LANES_MIN_FEATURES
-    cdef bint affine = ((not sparse) and d == 1 and loss == SQUARED_ERROR
+    cdef bint single = floating is float
+    cdef bint lanes = (not sparse) and d >= LANES_MIN_FEATURES and not single
+    cdef bint affine = ((not sparse) and not single and d == 1 and loss == SQUARED_ERROR
                         and (penalty == NO_PENALTY or penalty == L2) and average == 0 and n >= AFFINE_MIN_SAMPLES)
     cdef Py_ssize_t blocks = (n + AFFINE_BLOCK - 1) // AFFINE_BLOCK if affine else 0
     cdef double[:, ::1] maps = np.empty((blocks, 6))
@@ -385,7 +403,7 @@ def sgd_regressor_epochs(const floating[:, ::1] X, const floating[::1] data, con
 
     cdef Py_ssize_t epochs = 0, epoch, k, i, j, m, lo, hi
     cdef double sumloss, objective, dot, yi, p, value, norm, dloss, update, shrink, step
-    cdef double squares, absolutes, kk, shift, z, mean
+    cdef double squares, absolutes, kk, shift, z, mean, scale, mu, fold_a, fold_b
     cdef bint interrupted, finite
 
     with nogil:
@@ -437,11 +455,11 @@ def sgd_regressor_epochs(const floating[:, ::1] X, const floating[::1] data, con
                     for j in range(d):
                         dot += coef[j] * X[i, j]
                 yi = y[i]
-                p = dot * wscale + intercept
+                p = _narrow(dot * wscale, single) + intercept
                 if rate == OPTIMAL:
                     eta = 1.0 / (alpha * (optimal_init + t - 1.0))
                 elif rate == INVSCALING:
-                    eta = eta0 / pow(t, power_t)
+                    eta = _rate(rate, eta, eta0, power_t, alpha, optimal_init, t) if lanes else eta0 / pow(t, power_t)
                 value = _loss(loss, epsilon, yi, p)
                 sumloss += value
                 objective += value
@@ -460,42 +478,50 @@ def sgd_regressor_epochs(const floating[:, ::1] X, const floating[::1] data, con
                     shrink = 1.0 - (1.0 - l1_ratio) * eta * alpha
                     if not shrink > 0.0:
                         shrink = 0.0
+                    shrink = _narrow(shrink, single)
                     wscale *= shrink
-                    sq_norm *= shrink * shrink
+                    sq_norm *= _narrow(shrink * shrink, single)
                     l1_norm *= shrink
                     if wscale < wscale_min:
                         if average > 0:
+                            fold_a = _narrow(avg_a, single)
+                            fold_b = _narrow(1.0 / avg_b, single)
                             for j in range(d):
-                                average_coef[j] = (average_coef[j] + avg_a * coef[j]) * (1.0 / avg_b)
+                                average_coef[j] = _narrow(average_coef[j] + _narrow(fold_a * coef[j], single),
+                                                          single) * fold_b
                             avg_a = 0.0
                             avg_b = 1.0
+                        scale = _narrow(wscale, single)
                         for j in range(d):
-                            coef[j] = coef[j] * wscale
+                            coef[j] = coef[j] * scale
                         wscale = 1.0
                 if update != 0.0:
-                    step = update / wscale
+                    scale = _narrow(wscale, single)
+                    step = _narrow(_narrow(update, single) / scale, single)
                     squares = 0.0
                     absolutes = 0.0
                     if sparse:
                         for m in range(lo, hi):
                             j = indices[m]
                             coef[j] = coef[j] + data[m] * step
-                            squares += <double>coef[j] * coef[j]
+                            squares += <double>(coef[j] * coef[j])
                             absolutes += fabs(<double>coef[j])
+                    elif lanes and penalised and l1_ratio == 0.0:
+                        squares = _axpy_squares(coef, X, i, step)
                     elif lanes:
                         _add_lanes(coef, X, i, step, penalised, &squares, &absolutes)
                     else:
                         for j in range(d):
                             coef[j] = coef[j] + X[i, j] * step
-                            squares += <double>coef[j] * coef[j]
+                            squares += <double>(coef[j] * coef[j])
                             absolutes += fabs(<double>coef[j])
-                    sq_norm = squares * (wscale * wscale)
-                    l1_norm = absolutes * wscale
+                    sq_norm = squares * _narrow(scale * scale, single)
+                    l1_norm = absolutes * scale
                     if fit_intercept:
                         intercept += update * decay
                 if 0 < average <= t:
                     kk = t - average + 1.0
-                    shift = -update / wscale
+                    shift = -_narrow(update, single) / wscale
                     if sparse:
                         for m in range(lo, hi):
                             j = indices[m]
@@ -503,9 +529,10 @@ def sgd_regressor_epochs(const floating[:, ::1] X, const floating[::1] data, con
                     else:
                         for j in range(d):
                             average_coef[j] = average_coef[j] + avg_a * X[i, j] * shift
+                    mu = 1.0 / _narrow(kk, single)
                     if kk > 1.0:
-                        avg_b /= 1.0 - 1.0 / kk
-                    avg_a += (1.0 / kk) * avg_b * wscale
+                        avg_b /= 1.0 - mu
+                    avg_a += mu * avg_b * wscale
                     avg_intercept += (intercept - avg_intercept) / kk
                 if truncates:
                     u += l1_ratio * eta * alpha

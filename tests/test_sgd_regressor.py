@@ -358,3 +358,15 @@ def test_affine_path_is_the_same_on_numba_and_cython_and_falls_back_at_the_clip(
     expected = SkSGDRegressor(**kwargs).fit(X, y_far)
     for backend in ("numba", "cython"):
         assert_same_model(expected, fastgd.SGDRegressor(backend=backend, **kwargs).fit(X, y_far))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("penalty", ["l2", "elasticnet", None])
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-9), (np.float32, 1e-4)])
+def test_many_features_lanes_match_scikit_learn(backend, penalty, dtype, rtol):
+    # From LANES_MIN_FEATURES features the kernels sum in SIMD lanes: within rounding.
+    X, y = _data(n=300, d=19, seed=8)
+    X, y = X.astype(dtype), y.astype(dtype)
+    kwargs = dict(penalty=penalty, shuffle=False, average=penalty == "elasticnet")
+    assert_same_model(SkSGDRegressor(**kwargs).fit(X, y), fastgd.SGDRegressor(backend=backend, **kwargs).fit(X, y),
+                      rtol=rtol)

@@ -47,13 +47,9 @@ import threading
 
 import numba
 import numpy as np
-from llvmlite import ir  # numba's own dependency, for _lane_tree's vector IR
-from numba import types
-from numba.core import cgutils
-from numba.core.errors import TypingError
-from numba.extending import intrinsic
 
 from fastgd.kernels._numba_jit import jit, prange  # first: a missing numba is reported as such
+from fastgd.kernels._numba_lanes import _lane_tree
 from fastgd.kernels.numba_sgd_regressor import sgd_regressor_epochs  # noqa: F401  (SGDRegressor's kernel)
 
 NAME = "numba"
@@ -105,70 +101,6 @@ def _predict_rows4(X, i0, i1, i2, i3, params, d, fit_intercept):
         p2 += b
         p3 += b
     return p0, p1, p2, p3
-
-
-def _shuffle_mask(*lanes):
-    return ir.Constant(ir.VectorType(ir.IntType(32), len(lanes)), list(lanes))
-
-
-@intrinsic
-def _lane_tree(typingctx, X, i, params):
-    """``_dot_lanes`` without the intercept, as one vector of ``LANES`` lanes.
-
-    Lane ``l`` starts from +0.0 and adds ``X[i, j]·params[j]`` for
-    ``j ≡ l (mod 8)`` in increasing ``j`` (a vector multiply and a vector add
-    per group of 8 features, then the last ``d % 8`` one lane at a time);
-    the result is ``((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))``.
-    Written as LLVM vector IR because numba's loop vectoriser does not turn
-    the lanes into SIMD (and its SLP vectoriser is off). IEEE ``fmul`` and
-    ``fadd`` without fast-math flags: the same bits as the scalar lanes.
-    """
-    if not (isinstance(X, types.Array) and X.ndim == 2 and X.layout == "C"
-            and isinstance(params, types.Array) and params.ndim == 1 and params.layout == "C"
-            and X.dtype == params.dtype and X.dtype in (types.float32, types.float64)):
-        raise TypingError("_lane_tree: C-contiguous float X (2-d) and params (1-d) of one dtype")
-    dtype = X.dtype
-
-    def codegen(context, builder, signature, args):
-        x_arg, i_arg, params_arg = args
-        elt = context.get_value_type(dtype)
-        align = context.get_abi_sizeof(elt)
-        vec = ir.VectorType(elt, 8)
-        i64 = ir.IntType(64)
-        x_arr = context.make_array(signature.args[0])(context, builder, x_arg)
-        w_arr = context.make_array(signature.args[2])(context, builder, params_arg)
-        d = builder.extract_value(x_arr.shape, 1)
-        i = context.cast(builder, i_arg, signature.args[1], types.int64)
-        row = builder.gep(x_arr.data, [builder.mul(i, d)], inbounds=True)
-        acc = cgutils.alloca_once(builder, vec)
-        builder.store(ir.Constant(vec, [ir.Constant(elt, 0.0)] * 8), acc)
-        groups = builder.udiv(d, ir.Constant(i64, 8))
-        with cgutils.for_range(builder, groups) as loop:
-            j = builder.mul(loop.index, ir.Constant(i64, 8))
-            xs = builder.load(builder.bitcast(builder.gep(row, [j], inbounds=True), vec.as_pointer()),
-                              align=align, typ=vec)
-            ws = builder.load(builder.bitcast(builder.gep(w_arr.data, [j], inbounds=True), vec.as_pointer()),
-                              align=align, typ=vec)
-            builder.store(builder.fadd(builder.load(acc, typ=vec), builder.fmul(xs, ws)), acc)
-        base = builder.mul(groups, ir.Constant(i64, 8))
-        # The last d % 8 features go to lanes 0, 1, ... in order.
-        with cgutils.for_range(builder, builder.sub(d, base)) as loop:
-            j = builder.add(base, loop.index)
-            term = builder.fmul(builder.load(builder.gep(row, [j], inbounds=True), typ=elt),
-                                builder.load(builder.gep(w_arr.data, [j], inbounds=True), typ=elt))
-            lanes = builder.load(acc, typ=vec)
-            lane = builder.fadd(builder.extract_element(lanes, loop.index), term)
-            builder.store(builder.insert_element(lanes, lane, loop.index), acc)
-        lanes = builder.load(acc, typ=vec)
-        pairs = builder.fadd(builder.shuffle_vector(lanes, ir.Constant(vec, ir.Undefined), _shuffle_mask(0, 2, 4, 6)),
-                             builder.shuffle_vector(lanes, ir.Constant(vec, ir.Undefined), _shuffle_mask(1, 3, 5, 7)))
-        vec4 = ir.VectorType(elt, 4)
-        quads = builder.fadd(builder.shuffle_vector(pairs, ir.Constant(vec4, ir.Undefined), _shuffle_mask(0, 2)),
-                             builder.shuffle_vector(pairs, ir.Constant(vec4, ir.Undefined), _shuffle_mask(1, 3)))
-        return builder.fadd(builder.extract_element(quads, ir.Constant(ir.IntType(32), 0)),
-                            builder.extract_element(quads, ir.Constant(ir.IntType(32), 1)))
-
-    return dtype(X, i, params), codegen
 
 
 @jit

@@ -9,7 +9,9 @@ does (its L1 penalty, too, touches only the row's features).
 
 What differs from the reference's operation order (within rounding, never
 more): with at least ``LANES_MIN_FEATURES`` dense features, the dot product
-in eight partial sums and the tracked norms in four; and one-feature
+and (for L2) the tracked squared norm as eight SIMD lanes in the training
+dtype (``_numba_lanes.py``), the L1 share's norms in four scalar partial sums,
+and ``t ** 0.25`` (``0.5``) as square roots; and one-feature
 squared-error SGD with L2 or no penalty and no averaging, from
 ``AFFINE_MIN_SAMPLES`` rows, by affine maps: a step is linear in the true
 ``(w, b)`` (``w ← c·w − k·x·r``, ``b ← b − decay·k·r`` with ``r = x·w + b − y``,
@@ -32,6 +34,7 @@ import math
 import numpy as np
 
 from fastgd.kernels._numba_jit import jit, prange
+from fastgd.kernels._numba_lanes import _axpy_squares, _lane_tree
 from fastgd.kernels.sgd_regressor_layout import (
     ADAPTIVE,
     C_ALPHA,
@@ -96,30 +99,6 @@ MAX_AFFINE_LOSS = 0.5 * MAX_DLOSS * MAX_DLOSS
 LANES_MIN_FEATURES = 8
 # The stop flag is read every this many samples.
 CHECK_EVERY = 4096
-
-
-@jit(inline="always")
-def _dot_lanes(coef, X, i):
-    """``coef · X[i]`` in eight interleaved partial sums, combined pairwise:
-    eight independent add chains instead of one (d = 64: the chain of 64
-    dependent adds was most of a step)."""
-    d = coef.shape[0]
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    j = 0
-    while j + 8 <= d:
-        s0 += coef[j] * X[i, j]
-        s1 += coef[j + 1] * X[i, j + 1]
-        s2 += coef[j + 2] * X[i, j + 2]
-        s3 += coef[j + 3] * X[i, j + 3]
-        s4 += coef[j + 4] * X[i, j + 4]
-        s5 += coef[j + 5] * X[i, j + 5]
-        s6 += coef[j + 6] * X[i, j + 6]
-        s7 += coef[j + 7] * X[i, j + 7]
-        j += 8
-    while j < d:
-        s0 += coef[j] * X[i, j]
-        j += 1
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
 @jit(inline="always")
@@ -220,13 +199,23 @@ def _shuffle(order, rng):
         order[j] = tmp
 
 
+@jit(inline="always")
+def _narrow(x, single):
+    """``x`` rounded to float32 where scikit-learn's float32 kernel holds it in a float."""
+    return float(np.float32(x)) if single else x
+
+
 @jit
-def _fold_scale(coef, average_coef, averaging, avg_a, avg_b, wscale):
+def _fold_scale(coef, average_coef, averaging, avg_a, avg_b, wscale, single):
+    # BLAS axpy and scal in the weights' dtype, as scikit-learn's reset_wscale.
     if averaging:
+        a = _narrow(avg_a, single)
+        inv_b = _narrow(1.0 / avg_b, single)
         for j in range(coef.shape[0]):
-            average_coef[j] = (average_coef[j] + avg_a * coef[j]) * (1.0 / avg_b)
+            average_coef[j] = _narrow(average_coef[j] + _narrow(a * coef[j], single), single) * inv_b
+    scale = _narrow(wscale, single)
     for j in range(coef.shape[0]):
-        coef[j] = coef[j] * wscale
+        coef[j] = coef[j] * scale
 
 
 @jit(inline="always")
@@ -417,9 +406,12 @@ def sgd_regressor_epochs(X, data, indices, indptr, sparse, y, sample_weight, ord
     sq_norm = state[S_SQ_NORM]
     l1_norm = state[S_L1_NORM]
     penalised = penalty != 0
-    lanes = not sparse and d >= LANES_MIN_FEATURES
+    # float32: scikit-learn's float32 kernel rounds some values to float (see
+    # _narrow); the lanes and the affine maps are float64 paths only.
+    single = coef.itemsize == 4
+    lanes = not sparse and d >= LANES_MIN_FEATURES and not single
 
-    affine = (not sparse and d == 1 and loss == SQUARED_ERROR and (penalty == NO_PENALTY or penalty == L2)
+    affine = (not sparse and not single and d == 1 and loss == SQUARED_ERROR and (penalty == NO_PENALTY or penalty == L2)
               and average == 0 and n >= AFFINE_MIN_SAMPLES)
     blocks = (n + AFFINE_BLOCK - 1) // AFFINE_BLOCK if affine else 0
     maps = np.empty((blocks, 6))
@@ -467,16 +459,16 @@ def sgd_regressor_epochs(X, data, indices, indptr, sparse, y, sample_weight, ord
                 for m in range(lo, hi):
                     dot += coef[indices[m]] * data[m]
             elif lanes:
-                dot = _dot_lanes(coef, X, i)
+                dot = float(_lane_tree(X, i, coef))
             else:
                 for j in range(d):
                     dot += coef[j] * X[i, j]
             yi = float(y[i])
-            p = dot * wscale + intercept
+            p = _narrow(dot * wscale, single) + intercept
             if rate == OPTIMAL:
                 eta = 1.0 / (alpha * (optimal_init + t - 1.0))
             elif rate == INVSCALING:
-                eta = eta0 / math.pow(t, power_t)
+                eta = _rate(rate, eta, eta0, power_t, alpha, optimal_init, t) if lanes else eta0 / math.pow(t, power_t)
             value = _loss(loss, epsilon, yi, p)
             sumloss += value
             objective += value
@@ -492,49 +484,54 @@ def sgd_regressor_epochs(X, data, indices, indptr, sparse, y, sample_weight, ord
             if weighted:
                 update *= sample_weight[i]
             if shrinks:
-                shrink = max(0.0, 1.0 - (1.0 - l1_ratio) * eta * alpha)
+                shrink = _narrow(max(0.0, 1.0 - (1.0 - l1_ratio) * eta * alpha), single)
                 wscale *= shrink
-                sq_norm *= shrink * shrink
+                sq_norm *= _narrow(shrink * shrink, single)
                 l1_norm *= shrink
                 if wscale < wscale_min:
-                    _fold_scale(coef, average_coef, average > 0, avg_a, avg_b, wscale)
+                    _fold_scale(coef, average_coef, average > 0, avg_a, avg_b, wscale, single)
                     if average > 0:
                         avg_a = 0.0
                         avg_b = 1.0
                     wscale = 1.0
             if update != 0.0:
-                step = update / wscale
+                scale = _narrow(wscale, single)
+                step = _narrow(_narrow(update, single) / scale, single)
                 squares = 0.0
                 absolutes = 0.0
                 if sparse:
                     for m in range(lo, hi):
                         j = indices[m]
                         coef[j] += data[m] * step
-                        squares += float(coef[j]) * coef[j]
+                        squares += coef[j] * coef[j]
                         absolutes += abs(float(coef[j]))
                 elif lanes:
-                    squares, absolutes = _add_lanes(coef, X, i, step, penalised)
+                    if penalised and l1_ratio == 0.0:  # L2: the absolute sum is multiplied by 0
+                        squares = float(_axpy_squares(X, i, coef, step))
+                    else:
+                        squares, absolutes = _add_lanes(coef, X, i, step, penalised)
                 else:
                     for j in range(d):
                         coef[j] += X[i, j] * step
-                        squares += float(coef[j]) * coef[j]
+                        squares += coef[j] * coef[j]
                         absolutes += abs(float(coef[j]))
-                sq_norm = squares * (wscale * wscale)
-                l1_norm = absolutes * wscale
+                sq_norm = squares * _narrow(scale * scale, single)
+                l1_norm = absolutes * scale
                 if fit_intercept:
                     intercept += update * decay
             if 0 < average <= t:
                 kk = t - average + 1.0
-                shift = -update / wscale
+                shift = -_narrow(update, single) / wscale
                 if sparse:
                     for m in range(lo, hi):
                         average_coef[indices[m]] += avg_a * data[m] * shift
                 else:
                     for j in range(d):
                         average_coef[j] += avg_a * X[i, j] * shift
+                mu = 1.0 / _narrow(kk, single)
                 if kk > 1.0:
-                    avg_b /= 1.0 - 1.0 / kk
-                avg_a += (1.0 / kk) * avg_b * wscale
+                    avg_b /= 1.0 - mu
+                avg_a += mu * avg_b * wscale
                 avg_intercept += (intercept - avg_intercept) / kk
             if truncates:
                 u += l1_ratio * eta * alpha
