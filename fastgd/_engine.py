@@ -35,6 +35,9 @@ def train(
     :mod:`fastgd._state`).
     """
     if _is_dask(X) or _is_dask(y):  # dask arrays run chunk by chunk (fastgd/_dask.py)
+        if _sparse.is_sparse(X):
+            raise TypeError("X is scipy.sparse and y a dask array: sparse X trains in memory or memory-mapped, "
+                            "not on dask; pass y as a numpy array (y.compute())")
         from fastgd import _dask
 
         return _dask.train(X, y, w0=w0, b0=b0, fit_intercept=fit_intercept, backend=backend,

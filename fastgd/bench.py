@@ -682,6 +682,12 @@ ROWS: List[Row] = [
         note="fit(max_iter=1), defaults, shuffle=False"),
     Row("SGDRegr", "sgd-regressor", "float64", 64, 4.0, n_samples=1 << 18, quick_n_samples=1 << 14, peer="sklearn",
         note="fit(max_iter=1), defaults, shuffle=False"),
+    # Issue 16: an epoch on sparse CSR X (density 1e-3) against scikit-learn's SGDRegressor epoch on the same
+    # matrix (n_samples=0: _sparse_row makes its own data).
+    Row("sparse sgd", "sparse-sgd", "float64", 100_000, 5.0, fit_intercept=True, n_samples=0, peer="sklearn",
+        note="CSR, density 1e-3, per-sample SGD"),
+    Row("sparse gd", "sparse-gd", "float64", 100_000, None, fit_intercept=True, n_samples=0, peer="sklearn",
+        note="CSR, density 1e-3, full-batch GD; sklearn's is an SGD epoch"),
 ]
 # The Gram row's fits: its learning rate, and how close the two fits must be
 # (normwise relative, on the losses, w and b; fastgd/_gram.py's 1e-9).
@@ -835,9 +841,83 @@ def _sgd_regressor_row(row: Row, X: np.ndarray, y: np.ndarray, context: RowConte
     return out
 
 
+# The sparse rows' data: SPARSE_ROWS rows (QUICK_SPARSE_ROWS in --quick; fewer
+# when far_bytes() is smaller) of which SPARSE_DENSITY of the entries are stored.
+SPARSE_DENSITY = 1e-3
+SPARSE_ROWS = 100_000
+QUICK_SPARSE_ROWS = 20_000
+
+
+def _sparse_row(row: Row, X: np.ndarray, y: np.ndarray, context: RowContext) -> Dict[str, Any]:
+    """One epoch (``run_epochs``: the steps and the cost pass) on CSR data of
+    ``row.n_features`` columns (``row.kernel``: "sparse-sgd" per-sample, or
+    "sparse-gd" full-batch), against scikit-learn's ``SGDRegressor`` epoch
+    (``fit`` with ``max_iter=1``, constant rate, no penalty) on the same
+    matrix, and against reading the matrix's bytes once (numpy sums of
+    ``data``, ``indices``, ``indptr`` and ``y``: ``read_fraction`` is that
+    time over the epoch's). The rows' dense ``X`` and ``y`` are not used."""
+    from fastgd import _checks, _sparse, datasets
+    from fastgd._state import Training
+
+    d = row.n_features
+    n = min(QUICK_SPARSE_ROWS if context.quick else SPARSE_ROWS,
+            max(1000, context.far // (12 * max(1, int(SPARSE_DENSITY * d)))))
+    Xs, ys, _ = datasets.make_sparse_linear(n, d, SPARSE_DENSITY, noise=0.1, seed=0, dtype=row.dtype)
+    C = _sparse.as_csr(Xs)[0]
+    ys = np.ascontiguousarray(ys)
+    module = _sparse.kernels_for(_kernel_module(context.backend))
+    full_batch = row.kernel == "sparse-gd"
+    lr = 0.1 if full_batch else 1e-3  # |x_i|^2 is about 1e-3 d: per-sample steps need lr < 1 / (2e-3 d)
+    problem = _checks.Problem(C, ys, np.zeros(d + int(row.fit_intercept), dtype=C.dtype), False, row.fit_intercept)
+    opts = _checks.options(lr=lr, epochs=1, batch_size=None if full_batch else 1, momentum=0.0, dampening=0.0,
+                           nesterov=False, weight_decay=0.0, shuffle=False, seed=None, exact=False, callback=None)
+    a = Training(problem, opts, None)
+    costs, rates, order = np.empty(1), opts.rates(0, 1), np.empty(0, dtype=np.int64)
+    if full_batch:
+        a.grad[:] = module.sums(C, ys, a.params, row.fit_intercept, False, True, a.loss_spec)[1:] / n
+
+    def epoch() -> None:
+        if module.run_epochs(C, ys, a.params, a.grad, a.velocity, a.steps, a.previous, a.hyper, False,
+                             row.fit_intercept, False, full_batch, n if full_batch else 1, order, costs, a.stop,
+                             rates, a.loss_spec, a.decayed, a.average, a.averaged) != 1:
+            raise RuntimeError(f"bench: {module.NAME} {row.kernel} diverged")
+
+    nbytes = C.data.nbytes + C.indices.nbytes + C.indptr.nbytes + ys.nbytes
+    times = _measure(epoch, context.repeats)
+    read = _timing(_measure(lambda: (C.data.sum(), C.indices.sum(), C.indptr.sum(), ys.sum()), context.repeats),
+                   n, nbytes)
+    out: Dict[str, Any] = dict(times_s=times, **_timing(times, n, nbytes))
+    one = context.probes.get("one")
+    out.update(n_samples=n, rows_run=n, bytes=nbytes, nnz=C.nnz, density=SPARSE_DENSITY,
+               read_median_s=read["median_s"], read_fraction=read["median_s"] / out["median_s"],
+               fraction_of_bandwidth=None if one is None else fraction_of(nbytes, out["median_s"], one),
+               measured=None, measured_from_min=None)
+    met: Optional[bool] = None
+    if "sklearn" in context.peers:
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import SGDRegressor
+
+        # scikit-learn's squared loss is half of fastgd's: eta0 = 2 lr takes the same steps.
+        peer_model = SGDRegressor(penalty=None, learning_rate="constant", eta0=2e-3, max_iter=1, tol=None,
+                                  shuffle=False, fit_intercept=row.fit_intercept)
+
+        def peer_epoch() -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                peer_model.fit(Xs, ys)
+
+        peer = _timing(_measure(peer_epoch, context.repeats), n, nbytes)
+        ratio, min_ratio = peer["median_s"] / out["median_s"], peer["min_s"] / out["min_s"]
+        met = None if row.goal is None else ratio >= row.goal
+        out.update(peer="sklearn", peer_median_s=peer["median_s"], peer_ns_per_sample=peer["ns_per_sample"],
+                   peer_ratio=ratio, peer_min_ratio=min_ratio, measured=ratio, measured_from_min=min_ratio)
+    out.update(met=met, status={True: "met", False: "MISSED", None: "n/a"}[met])
+    return out
+
+
 ROW_MEASURES: Dict[str, Callable[[Row, np.ndarray, np.ndarray, RowContext], Dict[str, Any]]] = {
     "sums": _epoch_row, "gd": _epoch_row, "sgd": _epoch_row, "sgd-exact": _epoch_row, "minibatch": _epoch_row,
-    "gram": _gram_row, "sgd-regressor": _sgd_regressor_row,
+    "gram": _gram_row, "sgd-regressor": _sgd_regressor_row, "sparse-sgd": _sparse_row, "sparse-gd": _sparse_row,
 }
 
 

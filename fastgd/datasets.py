@@ -296,6 +296,10 @@ def _make_sparse_linear(
     threads: Optional[int] = None,
 ) -> Tuple[Any, np.ndarray, np.ndarray]:
     """:func:`make_sparse_linear` with the thread count."""
+    try:
+        import scipy.sparse  # noqa: F401  (X is a scipy.sparse matrix)
+    except ImportError:
+        raise ImportError("make_sparse_linear needs scipy: pip install scipy") from None
     n = _checks.check_int(n_samples, "n_samples", 1)
     d = _checks.check_int(n_features, "n_features", 1)
     if n * d >= 2**63:

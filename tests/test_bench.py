@@ -169,6 +169,9 @@ def test_rows_hold_the_issue_15_targets():
         ("sgd-regressor", "float64", 1, False): (20.0, None),
         ("sgd-regressor", "float64", 8, False): (None, None),
         ("sgd-regressor", "float64", 64, False): (4.0, None),
+        # issue 16: epochs on sparse CSR (d = 10^5, density 1e-3) against scikit-learn's SGDRegressor epoch
+        ("sparse-sgd", "float64", 100_000, True): (5.0, None),
+        ("sparse-gd", "float64", 100_000, True): (None, None),
     }
     got = {(row.kernel, row.dtype, row.n_features, row.fit_intercept): (row.goal, row.probe) for row in bench.ROWS}
     assert got == wanted

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -69,8 +70,11 @@ def as_format(dense, fmt, index_dtype=np.int32):
 
 
 def _outcome(module, X, y, kw, **extra):
+    """The fit, or the state a DivergenceError holds and its epoch (a runaway's warning is not the point here)."""
     try:
-        return module.fit(X, y, **kw, **extra), None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fastgd.DivergenceWarning)
+            return module.fit(X, y, **kw, **extra), None
     except fastgd.DivergenceError as exc:
         return exc.fit, exc.epoch
 
@@ -253,6 +257,9 @@ def test_errors_name_the_argument():
         fastgd.cost(sparse.csr_matrix(dense), y, np.zeros(8))
     with pytest.raises(TypeError, match="X must be numeric"):
         fastgd.gd(sparse.csr_matrix(dense.astype(complex)), y)
+    da = pytest.importorskip("dask.array")
+    with pytest.raises(TypeError, match="X is scipy.sparse and y a dask array"):
+        fastgd.gd(sparse.csr_matrix(dense), da.from_array(y))
     outside = sparse.csr_matrix(dense)
     outside.indices[outside.indptr[1] - 1] = dense.shape[1] + 5  # still sorted: only the bound is wrong
     with pytest.raises(ValueError, match=r"X is not a valid CSR matrix: a column index is outside 0\.\.8"):
