@@ -24,7 +24,7 @@ try:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import ShuffleSplit
     from sklearn.utils import check_random_state
-    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+    from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, validate_data
 except ImportError as exc:
     _detail = "" if isinstance(exc, ModuleNotFoundError) else f" >= 1.6 ({exc})"
     raise ImportError(f"SGDRegressor needs scikit-learn{_detail}: pip install 'fastgd[sklearn]'") from None
@@ -48,6 +48,10 @@ EPOCHS_PER_CALL = 1 << 16
 # A kernel call over more values than this may take long: run it where Ctrl-C
 # can stop it (fastgd._engine._interruptible).
 _LONG_CALL_WORK = 1 << 24
+
+
+class _NonFiniteInput(ValueError):
+    """X holds NaN or infinity (found once an epoch ended non-finite)."""
 
 
 class InvalidParameterError(ValueError, TypeError):
@@ -322,8 +326,13 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
 
     def _epochs(self, X, y, max_iter, sample_weight, coef_init, intercept_init) -> None:
         first_call = getattr(self, "coef_", None) is None
+        # NaN or inf in X reaches every weight within the first epoch (0·inf is
+        # NaN too), so X's finite check waits until an epoch ends non-finite:
+        # it reads X once more, which costs more than a many-feature epoch.
+        # Early stopping scores rows it never trains on: checked up front.
         X, y = validate_data(self, X, y, accept_sparse="csr", copy=False, order="C",
-                             dtype=[np.float64, np.float32], reset=first_call)
+                             dtype=[np.float64, np.float32], reset=first_call,
+                             ensure_all_finite=bool(self.early_stopping))
         y = np.ascontiguousarray(y, dtype=X.dtype)
         n_samples, n_features = X.shape
         if sample_weight is not None:
@@ -337,7 +346,14 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             self._average_intercept = np.zeros(1, dtype=X.dtype)
         if not hasattr(self, "t_"):
             self.t_ = 1.0
-        self._train(X, y, sample_weight, max_iter)
+        try:
+            self._train(X, y, sample_weight, max_iter)
+        except _NonFiniteInput:
+            if first_call:  # as if validation had refused X up front: nothing allocated stays
+                for name in ("coef_", "intercept_", "_standard_coef", "_standard_intercept",
+                             "_average_coef", "_average_intercept"):
+                    self.__dict__.pop(name, None)
+            raise
 
     def _allocate(self, n_features: int, dtype: Any, coef_init: Any, intercept_init: Any) -> None:
         if coef_init is not None:
@@ -493,6 +509,11 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
                         getattr(kernels, "NAME", "reference")),
             ) from None
         if state[L.S_NONFINITE]:
+            # Input X contains NaN/infinity: scikit-learn's error, before anything is kept.
+            try:
+                check_array(X, accept_sparse="csr", dtype=None, input_name="X")
+            except ValueError as exc:
+                raise _NonFiniteInput(str(exc)) from None
             self._keep_previous(previous, d, X.dtype, ran - 1, n_samples)
             raise ValueError(f"Floating-point under-/overflow occurred at epoch #{ran}. Scaling input "
                              "data with StandardScaler or MinMaxScaler might help. (coef_ and "

@@ -370,3 +370,28 @@ def test_many_features_lanes_match_scikit_learn(backend, penalty, dtype, rtol):
     kwargs = dict(penalty=penalty, shuffle=False, average=penalty == "elasticnet")
     assert_same_model(SkSGDRegressor(**kwargs).fit(X, y), fastgd.SGDRegressor(backend=backend, **kwargs).fit(X, y),
                       rtol=rtol)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_x_is_refused_and_nothing_is_kept(backend, bad):
+    # X's finite check runs once an epoch ends non-finite: the same error as scikit-learn's, the
+    # same state (a fresh model stays unfitted, a fitted one unchanged).
+    X, y = _data(n=50, d=3)
+    X_bad = X.copy()
+    X_bad[17, 1] = bad
+    message = "Input X contains (NaN|infinity)"
+    fresh = fastgd.SGDRegressor(backend=backend)
+    with pytest.raises(ValueError, match=message):
+        fresh.fit(X_bad, y)
+    assert not hasattr(fresh, "coef_")
+    fitted = fastgd.SGDRegressor(backend=backend).fit(X, y)
+    coef, intercept = fitted.coef_.copy(), fitted.intercept_.copy()
+    with pytest.raises(ValueError, match=message):
+        fitted.partial_fit(X_bad, y)
+    np.testing.assert_array_equal(fitted.coef_, coef)
+    np.testing.assert_array_equal(fitted.intercept_, intercept)
+    with pytest.raises(ValueError, match=message):
+        fastgd.SGDRegressor(backend=backend).fit(sp.csr_matrix(X_bad), y)
+    with pytest.raises(ValueError, match=message):  # checked up front with early stopping
+        fastgd.SGDRegressor(backend=backend, early_stopping=True).fit(X_bad, y)
