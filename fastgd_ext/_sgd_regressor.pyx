@@ -287,30 +287,38 @@ cdef inline double _tree(double *s) noexcept nogil:
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
 
 
+cdef inline double _tree16(double *s) noexcept nogil:
+    cdef double t[8]
+    cdef int l
+    for l in range(8):
+        t[l] = s[l] + s[l + 8]
+    return _tree(t)
+
+
 cdef inline double _dot_lanes(floating[::1] coef, const floating[:, ::1] X, Py_ssize_t i) noexcept nogil:
-    # numba's _lane_tree: lane l takes the features j = l (mod 8) in increasing j.
+    # numba's _dot16: lane l takes the features j = l (mod 16) in increasing j.
     cdef Py_ssize_t d = coef.shape[0], j
-    cdef double s[8]
-    for j in range(8):
+    cdef double s[16]
+    for j in range(16):
         s[j] = 0.0
     for j in range(d):
-        s[j & 7] += coef[j] * X[i, j]
-    return _tree(s)
+        s[j & 15] += coef[j] * X[i, j]
+    return _tree16(s)
 
 
 cdef inline double _axpy_squares(floating[::1] coef, const floating[:, ::1] X, Py_ssize_t i,
                                  double step) noexcept nogil:
-    # numba's _axpy_squares: coef += step * X[i]; the new coef's squares in the same lanes.
+    # numba's _axpy_squares16: coef += step * X[i]; the new coef's squares in the same lanes.
     cdef Py_ssize_t d = coef.shape[0], j
-    cdef double s[8]
+    cdef double s[16]
     cdef double c
-    for j in range(8):
+    for j in range(16):
         s[j] = 0.0
     for j in range(d):
         coef[j] = coef[j] + X[i, j] * step
         c = coef[j]
-        s[j & 7] += c * c
-    return _tree(s)
+        s[j & 15] += c * c
+    return _tree16(s)
 
 
 cdef inline void _add_lanes(floating[::1] coef, const floating[:, ::1] X, Py_ssize_t i, double step,

@@ -146,3 +146,95 @@ def _axpy_squares(typingctx, X, i, coef, step):
         return _tree(builder, builder.load(acc, typ=vec), elt)
 
     return dtype(X, i, coef, step), codegen
+
+
+def _two_vector_loop(context, builder, signature, args, axpy):
+    """The 16-lane loop of ``_dot16`` (``axpy`` False) and ``_axpy_squares16``:
+    lane ``l`` takes ``j ≡ l (mod 16)`` in increasing ``j`` (two vectors of 8,
+    so that the adds form two chains, not one); then lanes ``l`` and
+    ``l + 8`` are added and the pairwise tree of 8 is taken."""
+    dtype = signature.args[0].dtype
+    elt = context.get_value_type(dtype)
+    align = context.get_abi_sizeof(elt)
+    vec = ir.VectorType(elt, 8)
+    i64 = ir.IntType(64)
+    x_arr = context.make_array(signature.args[0])(context, builder, args[0])
+    w_arr = context.make_array(signature.args[2])(context, builder, args[2])
+    d = builder.extract_value(x_arr.shape, 1)
+    i = context.cast(builder, args[1], signature.args[1], types.int64)
+    row = builder.gep(x_arr.data, [builder.mul(i, d)], inbounds=True)
+    splat = None
+    step = None
+    if axpy:
+        step = context.cast(builder, args[3], signature.args[3], dtype)
+        splat = ir.Constant(vec, ir.Undefined)
+        for lane in range(8):
+            splat = builder.insert_element(splat, step, ir.Constant(ir.IntType(32), lane))
+    zero = ir.Constant(vec, [ir.Constant(elt, 0.0)] * 8)
+    acc0 = cgutils.alloca_once(builder, vec)
+    acc1 = cgutils.alloca_once(builder, vec)
+    builder.store(zero, acc0)
+    builder.store(zero, acc1)
+
+    def group(j, acc):
+        x_ptr = builder.bitcast(builder.gep(row, [j], inbounds=True), vec.as_pointer())
+        w_ptr = builder.bitcast(builder.gep(w_arr.data, [j], inbounds=True), vec.as_pointer())
+        xs = builder.load(x_ptr, align=align, typ=vec)
+        ws = builder.load(w_ptr, align=align, typ=vec)
+        if axpy:
+            ws = builder.fadd(ws, builder.fmul(xs, splat))
+            builder.store(ws, w_ptr, align=align)
+            term = builder.fmul(ws, ws)
+        else:
+            term = builder.fmul(xs, ws)
+        builder.store(builder.fadd(builder.load(acc, typ=vec), term), acc)
+
+    pairs = builder.udiv(d, ir.Constant(i64, 16))
+    with cgutils.for_range(builder, pairs) as loop:
+        j = builder.mul(loop.index, ir.Constant(i64, 16))
+        group(j, acc0)
+        group(builder.add(j, ir.Constant(i64, 8)), acc1)
+    base = builder.mul(pairs, ir.Constant(i64, 16))
+    extra = builder.icmp_unsigned(">=", builder.sub(d, base), ir.Constant(i64, 8))
+    with builder.if_then(extra):
+        group(base, acc0)
+    base = builder.select(extra, builder.add(base, ir.Constant(i64, 8)), base)
+    # The last d % 8 features: lanes 8.. of the pair when a group of 8 went before, else 0..
+    target = builder.select(extra, acc1, acc0)
+    with cgutils.for_range(builder, builder.sub(d, base)) as loop:
+        j = builder.add(base, loop.index)
+        x = builder.load(builder.gep(row, [j], inbounds=True), typ=elt)
+        w_ptr = builder.gep(w_arr.data, [j], inbounds=True)
+        if axpy:
+            w_new = builder.fadd(builder.load(w_ptr, typ=elt), builder.fmul(x, step))
+            builder.store(w_new, w_ptr)
+            term = builder.fmul(w_new, w_new)
+        else:
+            term = builder.fmul(x, builder.load(w_ptr, typ=elt))
+        lanes = builder.load(target, typ=vec)
+        lane = builder.fadd(builder.extract_element(lanes, loop.index), term)
+        builder.store(builder.insert_element(lanes, lane, loop.index), target)
+    return _tree(builder, builder.fadd(builder.load(acc0, typ=vec), builder.load(acc1, typ=vec)), elt)
+
+
+@intrinsic
+def _dot16(typingctx, X, i, coef):
+    """``X[i] · coef`` in 16 lanes (see ``_two_vector_loop``): half the add
+    latency of ``_lane_tree`` on a chain of dependent steps."""
+    _check_row_and_vector("_dot16", X, coef)
+
+    def codegen(context, builder, signature, args):
+        return _two_vector_loop(context, builder, signature, args, axpy=False)
+
+    return X.dtype(X, i, coef), codegen
+
+
+@intrinsic
+def _axpy_squares16(typingctx, X, i, coef, step):
+    """``coef += step · X[i]``, returning the new ``coef``'s sum of squares in 16 lanes."""
+    _check_row_and_vector("_axpy_squares16", X, coef)
+
+    def codegen(context, builder, signature, args):
+        return _two_vector_loop(context, builder, signature, args, axpy=True)
+
+    return X.dtype(X, i, coef, step), codegen

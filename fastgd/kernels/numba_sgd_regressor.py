@@ -9,8 +9,10 @@ does (its L1 penalty, too, touches only the row's features).
 
 What differs from the reference's operation order (within rounding, never
 more): with at least ``LANES_MIN_FEATURES`` dense features, the dot product
-and (for L2) the tracked squared norm as eight SIMD lanes in the training
-dtype (``_numba_lanes.py``), the L1 share's norms in four scalar partial sums,
+and (for L2) the tracked squared norm in 16 lanes, two SIMD vectors
+(``_numba_lanes._dot16``, ``_axpy_squares16``: lane ``l`` takes
+``j ≡ l (mod 16)``, lanes ``l`` and ``l + 8`` are added, then the pairwise
+tree), the L1 share's norms in four scalar partial sums,
 and ``t ** 0.25`` (``0.5``) as square roots; and one-feature
 squared-error SGD with L2 or no penalty and no averaging, from
 ``AFFINE_MIN_SAMPLES`` rows, by affine maps: a step is linear in the true
@@ -34,7 +36,7 @@ import math
 import numpy as np
 
 from fastgd.kernels._numba_jit import jit, prange
-from fastgd.kernels._numba_lanes import _axpy_squares, _lane_tree
+from fastgd.kernels._numba_lanes import _axpy_squares16, _dot16
 from fastgd.kernels.sgd_regressor_layout import (
     ADAPTIVE,
     C_ALPHA,
@@ -459,7 +461,7 @@ def sgd_regressor_epochs(X, data, indices, indptr, sparse, y, sample_weight, ord
                 for m in range(lo, hi):
                     dot += coef[indices[m]] * data[m]
             elif lanes:
-                dot = float(_lane_tree(X, i, coef))
+                dot = float(_dot16(X, i, coef))
             else:
                 for j in range(d):
                     dot += coef[j] * X[i, j]
@@ -507,7 +509,7 @@ def sgd_regressor_epochs(X, data, indices, indptr, sparse, y, sample_weight, ord
                         absolutes += abs(float(coef[j]))
                 elif lanes:
                     if penalised and l1_ratio == 0.0:  # L2: the absolute sum is multiplied by 0
-                        squares = float(_axpy_squares(X, i, coef, step))
+                        squares = float(_axpy_squares16(X, i, coef, step))
                     else:
                         squares, absolutes = _add_lanes(coef, X, i, step, penalised)
                 else:
