@@ -201,10 +201,12 @@ def check_finite(arr: np.ndarray, name: str) -> None:
             raise ValueError(f"{name} contains NaN or infinity")
 
 
-def prepare_data(X: Any, y: Any) -> tuple[Any, np.ndarray, bool]:
+def prepare_data(X: Any, y: Any, check_x: bool = True) -> tuple[Any, np.ndarray, bool]:
     """Check ``X`` (n,) or (n, d) and ``y`` (n,); return a 2-D X, y, scalar_model.
 
     scipy.sparse ``X`` becomes a canonical :class:`fastgd._sparse.CSR`.
+    ``check_x=False`` leaves a dense ``X``'s NaN/inf check to the caller
+    (the engine: see :func:`fastgd._engine.train`).
     """
     if _sparse.is_sparse(X):
         rows, scalar_model = _sparse.as_csr(X, "X")
@@ -222,7 +224,8 @@ def prepare_data(X: Any, y: Any) -> tuple[Any, np.ndarray, bool]:
         raise ValueError("X has no features (shape (n, 0))")
     # float32 data trains as float32: y follows X's dtype, never the reverse.
     y = target_vector(numeric_array(y, "y", dtype=X2.dtype), X2.shape[0])
-    check_finite(X2, "X")
+    if check_x:
+        check_finite(X2, "X")
     check_finite(y, "y")
     return _readonly(np.ascontiguousarray(X2)), _readonly(np.ascontiguousarray(y)), scalar_model
 
@@ -298,10 +301,11 @@ def _store_start(params: np.ndarray, where: slice, value: Any, name: str) -> Non
         )
 
 
-def prepare(X: Any, y: Any, w0: Any, b0: Any, fit_intercept: Any) -> Problem:
-    """Check and coerce the data and starting parameters of a fit."""
+def prepare(X: Any, y: Any, w0: Any, b0: Any, fit_intercept: Any, check_x: bool = True) -> Problem:
+    """Check and coerce the data and starting parameters of a fit (``check_x``: see
+    :func:`prepare_data`)."""
     fit_intercept = check_flag(fit_intercept, "fit_intercept")
-    X2, y1, scalar_model = prepare_data(X, y)
+    X2, y1, scalar_model = prepare_data(X, y, check_x)
     params = start_params(w0, b0, X2.shape[1], scalar_model, fit_intercept, X2.dtype)
     return Problem(X2, y1, params, scalar_model, fit_intercept)
 

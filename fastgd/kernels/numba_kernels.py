@@ -732,7 +732,9 @@ def _gram_block(X, y, fit_intercept, start, stop, out):
             a1 = rows[1, j]
             a2 = rows[2, j]
             a3 = rows[3, j]
-            for k in range(j, p + 1):
+            # The whole row of out, not its upper part: a loop of fixed length
+            # that LLVM vectorises (the lower triangle, the same values, is unused).
+            for k in range(p + 1):
                 out[j, k] += (a0 * rows[0, k] + a1 * rows[1, k]) + (a2 * rows[2, k] + a3 * rows[3, k])
         i += 4
     while i < stop:
