@@ -1,4 +1,4 @@
-# Mirrors fastgd/kernels/numba_sgd_regressor.py (the same operation order, lanes included); the slots are fastgd/kernels/sgd_regressor_layout.py's.
+# Mirrors fastgd/kernels/numba_sgd_regressor.py (the same operation order, the norms' lanes included); the slots are fastgd/kernels/sgd_regressor_layout.py's.
 """Cython kernel of ``fastgd.SGDRegressor``: one sequential chain of
 per-sample steps over dense rows or CSR rows, without the GIL. See the numba
 kernel's docstring for what it computes; ``fastgd/_sgd_regressor_reference.py``
@@ -213,6 +213,8 @@ cdef bint _affine_epoch(const floating[:, ::1] X, const floating[::1] y, const f
             objective[0] += 0.5 * alpha * ((stats[k, 6] * ww * ww + 2.0 * stats[k, 7] * ww * bb
                                             + stats[k, 8] * bb * bb)
                                            + 2.0 * (stats[k, 9] * ww + stats[k, 10] * bb) + stats[k, 11])
+        if fabs(maps[k, 0]) + fabs(maps[k, 1]) > 1.0 or fabs(maps[k, 2]) + fabs(maps[k, 3]) > 1.0:
+            return False
         nw = maps[k, 0] * ww + maps[k, 1] * bb + maps[k, 4]
         bb = maps[k, 2] * ww + maps[k, 3] * bb + maps[k, 5]
         ww = nw
@@ -293,17 +295,6 @@ cdef inline double _tree16(double *s) noexcept nogil:
     for l in range(8):
         t[l] = s[l] + s[l + 8]
     return _tree(t)
-
-
-cdef inline double _dot_lanes(floating[::1] coef, const floating[:, ::1] X, Py_ssize_t i) noexcept nogil:
-    # numba's _dot16: lane l takes the features j = l (mod 16) in increasing j.
-    cdef Py_ssize_t d = coef.shape[0], j
-    cdef double s[16]
-    for j in range(16):
-        s[j] = 0.0
-    for j in range(d):
-        s[j & 15] += coef[j] * X[i, j]
-    return _tree16(s)
 
 
 cdef inline double _axpy_squares(floating[::1] coef, const floating[:, ::1] X, Py_ssize_t i,
@@ -457,8 +448,6 @@ def sgd_regressor_epochs(const floating[:, ::1] X, const floating[::1] data, con
                 if sparse:
                     for m in range(lo, hi):
                         dot += coef[indices[m]] * data[m]
-                elif lanes:
-                    dot = _dot_lanes(coef, X, i)
                 else:
                     for j in range(d):
                         dot += coef[j] * X[i, j]
@@ -467,7 +456,7 @@ def sgd_regressor_epochs(const floating[:, ::1] X, const floating[::1] data, con
                 if rate == OPTIMAL:
                     eta = 1.0 / (alpha * (optimal_init + t - 1.0))
                 elif rate == INVSCALING:
-                    eta = _rate(rate, eta, eta0, power_t, alpha, optimal_init, t) if lanes else eta0 / pow(t, power_t)
+                    eta = eta0 / pow(t, power_t)
                 value = _loss(loss, epsilon, yi, p)
                 sumloss += value
                 objective += value

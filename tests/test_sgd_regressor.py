@@ -395,3 +395,22 @@ def test_non_finite_x_is_refused_and_nothing_is_kept(backend, bad):
         fastgd.SGDRegressor(backend=backend).fit(sp.csr_matrix(X_bad), y)
     with pytest.raises(ValueError, match=message):  # checked up front with early stopping
         fastgd.SGDRegressor(backend=backend, early_stopping=True).fit(X_bad, y)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("loss,penalty", list(itertools.product(LOSSES, PENALTIES)))
+def test_chaotic_fits_on_many_features_stay_scikit_learns(backend, loss, penalty):
+    # "optimal" at the default alpha on unscaled data starts with steps of ~10:
+    # the first epochs grow chaotically and any change of operation order would
+    # show as differences of order 1. The parameters keep scikit-learn's bits.
+    from sklearn.datasets import make_regression
+
+    X, y = make_regression(n_samples=100, n_features=10, noise=1.0, random_state=0)
+    kwargs = dict(loss=loss, penalty=penalty, learning_rate="optimal", shuffle=False, max_iter=50)
+    context = _quiet()
+    try:
+        expected = SkSGDRegressor(**kwargs).fit(X, y)
+        got = fastgd.SGDRegressor(backend=backend, **kwargs).fit(X, y)
+    finally:
+        context.__exit__(None, None, None)
+    assert_same_model(expected, got)

@@ -8,12 +8,14 @@ feature; CSR rows only their stored entries (``sparse``), as scikit-learn
 does (its L1 penalty, too, touches only the row's features).
 
 What differs from the reference's operation order (within rounding, never
-more): with at least ``LANES_MIN_FEATURES`` dense features, the dot product
-and (for L2) the tracked squared norm in 16 lanes, two SIMD vectors
-(``_numba_lanes._dot16``, ``_axpy_squares16``: lane ``l`` takes
-``j ≡ l (mod 16)``, lanes ``l`` and ``l + 8`` are added, then the pairwise
-tree), the L1 share's norms in four scalar partial sums,
-and ``t ** 0.25`` (``0.5``) as square roots; and one-feature
+more): with at least ``LANES_MIN_FEATURES`` dense float64 features, the
+tracked norms of the objective (for L2 the squared norm in 16 lanes, two
+SIMD vectors: ``_numba_lanes._axpy_squares16``; with an L1 share both norms
+in four scalar partial sums). The parameters stay scikit-learn's bits: the
+dot product and every update keep its order (a fit that grows chaotically,
+"optimal" at the default alpha on unscaled data, turns any other order's
+last ulp into differences of order 1); only the stopping rule's objective
+may differ in its last bits. And one-feature
 squared-error SGD with L2 or no penalty and no averaging, from
 ``AFFINE_MIN_SAMPLES`` rows, by affine maps: a step is linear in the true
 ``(w, b)`` (``w ← c·w − k·x·r``, ``b ← b − decay·k·r`` with ``r = x·w + b − y``,
@@ -21,8 +23,9 @@ squared-error SGD with L2 or no penalty and no averaging, from
 ``AFFINE_BLOCK`` steps composes into one map of its start (blocks in
 parallel), and the block's summed loss and penalty are quadratic forms of
 that start, summed alongside; the epoch then applies the maps in order. A
-block whose loss could hold a clipped derivative (``MAX_AFFINE_LOSS``) sends
-the epoch back to the step-by-step loop. Everything else is the
+block whose loss could hold a clipped derivative (``MAX_AFFINE_LOSS``), or
+whose map is not a contraction in the max norm, sends the epoch back to the
+step-by-step loop. Everything else is the
 reference's order, so that below that the results are scikit-learn's bit for
 bit: a fit that grows chaotically (a large "optimal" step, say) turns a
 one-ulp difference into more than 1e-9, and a square root for ``t ** 0.25``
@@ -36,7 +39,7 @@ import math
 import numpy as np
 
 from fastgd.kernels._numba_jit import jit, prange
-from fastgd.kernels._numba_lanes import _axpy_squares16, _dot16
+from fastgd.kernels._numba_lanes import _axpy_squares16
 from fastgd.kernels.sgd_regressor_layout import (
     ADAPTIVE,
     C_ALPHA,
@@ -361,6 +364,11 @@ def _affine_epoch(X, y, sample_weight, weighted, order, visits, n, t0, eta, rate
             objective += half_penalty * ((st[6] * w * w + 2.0 * st[7] * w * b + st[8] * b * b)
                                          + 2.0 * (st[9] * w + st[10] * b) + st[11])
         m = maps[k]
+        # A block that can stretch (w, b) would stretch the maps' rounding
+        # too (the early epochs of a large "optimal" step): scikit-learn's
+        # bits matter there, so the epoch goes step by step.
+        if abs(m[0]) + abs(m[1]) > 1.0 or abs(m[2]) + abs(m[3]) > 1.0:
+            return w, b, objective, sumloss, False
         w, b = m[0] * w + m[1] * b + m[4], m[2] * w + m[3] * b + m[5]
     return w, b, objective, sumloss, True
 
@@ -460,8 +468,6 @@ def sgd_regressor_epochs(X, data, indices, indptr, sparse, y, sample_weight, ord
             if sparse:
                 for m in range(lo, hi):
                     dot += coef[indices[m]] * data[m]
-            elif lanes:
-                dot = float(_dot16(X, i, coef))
             else:
                 for j in range(d):
                     dot += coef[j] * X[i, j]
@@ -470,7 +476,7 @@ def sgd_regressor_epochs(X, data, indices, indptr, sparse, y, sample_weight, ord
             if rate == OPTIMAL:
                 eta = 1.0 / (alpha * (optimal_init + t - 1.0))
             elif rate == INVSCALING:
-                eta = _rate(rate, eta, eta0, power_t, alpha, optimal_init, t) if lanes else eta0 / math.pow(t, power_t)
+                eta = eta0 / math.pow(t, power_t)
             value = _loss(loss, epsilon, yi, p)
             sumloss += value
             objective += value
