@@ -65,14 +65,7 @@ def _lane_tree(typingctx, X, i, params):
             lanes = builder.load(acc, typ=vec)
             lane = builder.fadd(builder.extract_element(lanes, loop.index), term)
             builder.store(builder.insert_element(lanes, lane, loop.index), acc)
-        lanes = builder.load(acc, typ=vec)
-        pairs = builder.fadd(builder.shuffle_vector(lanes, ir.Constant(vec, ir.Undefined), _shuffle_mask(0, 2, 4, 6)),
-                             builder.shuffle_vector(lanes, ir.Constant(vec, ir.Undefined), _shuffle_mask(1, 3, 5, 7)))
-        vec4 = ir.VectorType(elt, 4)
-        quads = builder.fadd(builder.shuffle_vector(pairs, ir.Constant(vec4, ir.Undefined), _shuffle_mask(0, 2)),
-                             builder.shuffle_vector(pairs, ir.Constant(vec4, ir.Undefined), _shuffle_mask(1, 3)))
-        return builder.fadd(builder.extract_element(quads, ir.Constant(ir.IntType(32), 0)),
-                            builder.extract_element(quads, ir.Constant(ir.IntType(32), 1)))
+        return _tree(builder, builder.load(acc, typ=vec), elt)
 
     return dtype(X, i, params), codegen
 
@@ -96,63 +89,11 @@ def _tree(builder, lanes, elt):
                         builder.extract_element(quads, ir.Constant(ir.IntType(32), 1)))
 
 
-@intrinsic
-def _axpy_squares(typingctx, X, i, coef, step):
-    """``coef += step · X[i]`` (in ``coef``'s dtype), returning the sum of the
-    new ``coef``'s squares: lane ``l`` takes ``j ≡ l (mod 8)`` in increasing
-    ``j``, the last ``d % 8`` features lane 0, 1, ...; then the pairwise tree.
-    SGDRegressor's L2 objective tracks that sum after every step."""
-    _check_row_and_vector("_axpy_squares", X, coef)
-    dtype = X.dtype
-
-    def codegen(context, builder, signature, args):
-        x_arg, i_arg, w_arg, step_arg = args
-        elt = context.get_value_type(dtype)
-        align = context.get_abi_sizeof(elt)
-        vec = ir.VectorType(elt, 8)
-        i64 = ir.IntType(64)
-        x_arr = context.make_array(signature.args[0])(context, builder, x_arg)
-        w_arr = context.make_array(signature.args[2])(context, builder, w_arg)
-        d = builder.extract_value(x_arr.shape, 1)
-        i = context.cast(builder, i_arg, signature.args[1], types.int64)
-        step = context.cast(builder, step_arg, signature.args[3], dtype)
-        steps = cgutils.alloca_once(builder, vec)
-        builder.store(ir.Constant(vec, ir.Undefined), steps)
-        splat = builder.load(steps, typ=vec)
-        for lane in range(8):
-            splat = builder.insert_element(splat, step, ir.Constant(ir.IntType(32), lane))
-        row = builder.gep(x_arr.data, [builder.mul(i, d)], inbounds=True)
-        acc = cgutils.alloca_once(builder, vec)
-        builder.store(ir.Constant(vec, [ir.Constant(elt, 0.0)] * 8), acc)
-        groups = builder.udiv(d, ir.Constant(i64, 8))
-        with cgutils.for_range(builder, groups) as loop:
-            j = builder.mul(loop.index, ir.Constant(i64, 8))
-            x_ptr = builder.bitcast(builder.gep(row, [j], inbounds=True), vec.as_pointer())
-            w_ptr = builder.bitcast(builder.gep(w_arr.data, [j], inbounds=True), vec.as_pointer())
-            xs = builder.load(x_ptr, align=align, typ=vec)
-            ws = builder.fadd(builder.load(w_ptr, align=align, typ=vec), builder.fmul(xs, splat))
-            builder.store(ws, w_ptr, align=align)
-            builder.store(builder.fadd(builder.load(acc, typ=vec), builder.fmul(ws, ws)), acc)
-        base = builder.mul(groups, ir.Constant(i64, 8))
-        with cgutils.for_range(builder, builder.sub(d, base)) as loop:
-            j = builder.add(base, loop.index)
-            w_ptr = builder.gep(w_arr.data, [j], inbounds=True)
-            term = builder.fmul(builder.load(builder.gep(row, [j], inbounds=True), typ=elt), step)
-            w_new = builder.fadd(builder.load(w_ptr, typ=elt), term)
-            builder.store(w_new, w_ptr)
-            lanes = builder.load(acc, typ=vec)
-            lane = builder.fadd(builder.extract_element(lanes, loop.index), builder.fmul(w_new, w_new))
-            builder.store(builder.insert_element(lanes, lane, loop.index), acc)
-        return _tree(builder, builder.load(acc, typ=vec), elt)
-
-    return dtype(X, i, coef, step), codegen
-
-
-def _two_vector_loop(context, builder, signature, args, axpy):
-    """The 16-lane loop of ``_dot16`` (``axpy`` False) and ``_axpy_squares16``:
-    lane ``l`` takes ``j ≡ l (mod 16)`` in increasing ``j`` (two vectors of 8,
-    so that the adds form two chains, not one); then lanes ``l`` and
-    ``l + 8`` are added and the pairwise tree of 8 is taken."""
+def _two_vector_loop(context, builder, signature, args):
+    """The 16-lane loop of ``_axpy_squares16``: lane ``l`` takes
+    ``j ≡ l (mod 16)`` in increasing ``j`` (two vectors of 8, so that the adds
+    form two chains, not one); then lanes ``l`` and ``l + 8`` are added and
+    the pairwise tree of 8 is taken."""
     dtype = signature.args[0].dtype
     elt = context.get_value_type(dtype)
     align = context.get_abi_sizeof(elt)
@@ -163,13 +104,10 @@ def _two_vector_loop(context, builder, signature, args, axpy):
     d = builder.extract_value(x_arr.shape, 1)
     i = context.cast(builder, args[1], signature.args[1], types.int64)
     row = builder.gep(x_arr.data, [builder.mul(i, d)], inbounds=True)
-    splat = None
-    step = None
-    if axpy:
-        step = context.cast(builder, args[3], signature.args[3], dtype)
-        splat = ir.Constant(vec, ir.Undefined)
-        for lane in range(8):
-            splat = builder.insert_element(splat, step, ir.Constant(ir.IntType(32), lane))
+    step = context.cast(builder, args[3], signature.args[3], dtype)
+    splat = ir.Constant(vec, ir.Undefined)
+    for lane in range(8):
+        splat = builder.insert_element(splat, step, ir.Constant(ir.IntType(32), lane))
     zero = ir.Constant(vec, [ir.Constant(elt, 0.0)] * 8)
     acc0 = cgutils.alloca_once(builder, vec)
     acc1 = cgutils.alloca_once(builder, vec)
@@ -180,14 +118,9 @@ def _two_vector_loop(context, builder, signature, args, axpy):
         x_ptr = builder.bitcast(builder.gep(row, [j], inbounds=True), vec.as_pointer())
         w_ptr = builder.bitcast(builder.gep(w_arr.data, [j], inbounds=True), vec.as_pointer())
         xs = builder.load(x_ptr, align=align, typ=vec)
-        ws = builder.load(w_ptr, align=align, typ=vec)
-        if axpy:
-            ws = builder.fadd(ws, builder.fmul(xs, splat))
-            builder.store(ws, w_ptr, align=align)
-            term = builder.fmul(ws, ws)
-        else:
-            term = builder.fmul(xs, ws)
-        builder.store(builder.fadd(builder.load(acc, typ=vec), term), acc)
+        ws = builder.fadd(builder.load(w_ptr, align=align, typ=vec), builder.fmul(xs, splat))
+        builder.store(ws, w_ptr, align=align)
+        builder.store(builder.fadd(builder.load(acc, typ=vec), builder.fmul(ws, ws)), acc)
 
     pairs = builder.udiv(d, ir.Constant(i64, 16))
     with cgutils.for_range(builder, pairs) as loop:
@@ -205,28 +138,13 @@ def _two_vector_loop(context, builder, signature, args, axpy):
         j = builder.add(base, loop.index)
         x = builder.load(builder.gep(row, [j], inbounds=True), typ=elt)
         w_ptr = builder.gep(w_arr.data, [j], inbounds=True)
-        if axpy:
-            w_new = builder.fadd(builder.load(w_ptr, typ=elt), builder.fmul(x, step))
-            builder.store(w_new, w_ptr)
-            term = builder.fmul(w_new, w_new)
-        else:
-            term = builder.fmul(x, builder.load(w_ptr, typ=elt))
+        w_new = builder.fadd(builder.load(w_ptr, typ=elt), builder.fmul(x, step))
+        builder.store(w_new, w_ptr)
+        term = builder.fmul(w_new, w_new)
         lanes = builder.load(target, typ=vec)
         lane = builder.fadd(builder.extract_element(lanes, loop.index), term)
         builder.store(builder.insert_element(lanes, lane, loop.index), target)
     return _tree(builder, builder.fadd(builder.load(acc0, typ=vec), builder.load(acc1, typ=vec)), elt)
-
-
-@intrinsic
-def _dot16(typingctx, X, i, coef):
-    """``X[i] · coef`` in 16 lanes (see ``_two_vector_loop``): half the add
-    latency of ``_lane_tree`` on a chain of dependent steps."""
-    _check_row_and_vector("_dot16", X, coef)
-
-    def codegen(context, builder, signature, args):
-        return _two_vector_loop(context, builder, signature, args, axpy=False)
-
-    return X.dtype(X, i, coef), codegen
 
 
 @intrinsic
@@ -235,6 +153,6 @@ def _axpy_squares16(typingctx, X, i, coef, step):
     _check_row_and_vector("_axpy_squares16", X, coef)
 
     def codegen(context, builder, signature, args):
-        return _two_vector_loop(context, builder, signature, args, axpy=True)
+        return _two_vector_loop(context, builder, signature, args)
 
     return X.dtype(X, i, coef, step), codegen
