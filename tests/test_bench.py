@@ -72,7 +72,7 @@ def test_bandwidth_probes(report):
     for name, label in (("all", "all-core"), ("one", "one-core")):
         probe = bandwidth[name]
         assert probe["kind"] == "bandwidth" and probe["impl"] == label and probe["kernel"] == "read"
-        assert probe["accumulators"] == bench.PROBE_LANES
+        assert probe["accumulators"] == bench.PROBE_ACCUMULATORS
         assert FAR - 64 < probe["bytes"] <= FAR  # whole rows of eight float64
         assert len(probe["times_s"]) == probe["repeats"] >= bench.PROBE_REPEATS
         assert probe["min_s"] <= probe["median_s"] <= probe["max_s"] and 0 < probe["gb_per_s"] <= probe["max_gb_per_s"]

@@ -49,7 +49,7 @@ import numba
 import numpy as np
 
 from fastgd.kernels._numba_jit import jit, prange  # first: a missing numba is reported as such
-from fastgd.kernels._numba_lanes import _lane_tree
+from fastgd.kernels._numba_lanes import _lane_tree, _one_feature_lanes
 from fastgd.kernels.numba_sgd_regressor import sgd_regressor_epochs  # noqa: F401  (SGDRegressor's kernel)
 
 NAME = "numba"
@@ -267,77 +267,21 @@ def _accumulate_any(X, y, params, fit_intercept, want_gradient, order, start, st
 def _accumulate_lanes(X, y, w, want_gradient, start, stop, out):
     """Default-mode block sums for one feature without intercept: row ``start + k``
     goes to lane ``k % 8``; the lanes are added as a pairwise tree into ``out``."""
-    c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = 0.0
-    g0 = g1 = g2 = g3 = g4 = g5 = g6 = g7 = 0.0
-    i = start
-    while i + 8 <= stop:
-        x0 = X[i, 0]
-        x1 = X[i + 1, 0]
-        x2 = X[i + 2, 0]
-        x3 = X[i + 3, 0]
-        x4 = X[i + 4, 0]
-        x5 = X[i + 5, 0]
-        x6 = X[i + 6, 0]
-        x7 = X[i + 7, 0]
-        r0 = x0 * w - y[i]
-        r1 = x1 * w - y[i + 1]
-        r2 = x2 * w - y[i + 2]
-        r3 = x3 * w - y[i + 3]
-        r4 = x4 * w - y[i + 4]
-        r5 = x5 * w - y[i + 5]
-        r6 = x6 * w - y[i + 6]
-        r7 = x7 * w - y[i + 7]
-        c0 += r0 * r0
-        c1 += r1 * r1
-        c2 += r2 * r2
-        c3 += r3 * r3
-        c4 += r4 * r4
-        c5 += r5 * r5
-        c6 += r6 * r6
-        c7 += r7 * r7
-        if want_gradient:
-            g0 += (x0 + x0) * r0
-            g1 += (x1 + x1) * r1
-            g2 += (x2 + x2) * r2
-            g3 += (x3 + x3) * r3
-            g4 += (x4 + x4) * r4
-            g5 += (x5 + x5) * r5
-            g6 += (x6 + x6) * r6
-            g7 += (x7 + x7) * r7
-        i += 8
+    lanes = np.zeros(16)  # the cost lanes, then the gradient lanes
+    groups = (stop - start) // 8
+    _one_feature_lanes(X, y, w, start, groups, lanes)
     # The last (stop - start) % 8 rows go to lanes 0, 1, ... in order.
     lane = 0
-    while i < stop:
+    for i in range(start + 8 * groups, stop):
         x = X[i, 0]
         r = x * w - y[i]
-        t = r * r
-        g = (x + x) * r
-        if lane == 0:
-            c0 += t
-            g0 += g
-        elif lane == 1:
-            c1 += t
-            g1 += g
-        elif lane == 2:
-            c2 += t
-            g2 += g
-        elif lane == 3:
-            c3 += t
-            g3 += g
-        elif lane == 4:
-            c4 += t
-            g4 += g
-        elif lane == 5:
-            c5 += t
-            g5 += g
-        else:
-            c6 += t
-            g6 += g
+        lanes[lane] += r * r
+        lanes[8 + lane] += (x + x) * r
         lane += 1
-        i += 1
-    out[0] += ((c0 + c1) + (c2 + c3)) + ((c4 + c5) + (c6 + c7))
+    out[0] += ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
     if want_gradient:
-        out[1] += ((g0 + g1) + (g2 + g3)) + ((g4 + g5) + (g6 + g7))
+        out[1] += ((lanes[8] + lanes[9]) + (lanes[10] + lanes[11])) + ((lanes[12] + lanes[13])
+                                                                       + (lanes[14] + lanes[15]))
 
 
 @jit
