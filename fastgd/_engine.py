@@ -63,6 +63,14 @@ def train(
             return kernels.sums(problem.X, problem.y, at, problem.fit_intercept, False, True, loss_spec)
 
         return _gram.train(statistics, problem.X.shape[0], problem, opts, kernels.NAME, state, stream)
+    if _gram.costs_from_statistics(opts, problem.X, kernels):
+        # Per-sample or mini-batch epochs whose costs come from the statistics:
+        # one read of X per epoch instead of two.
+        statistics = _gram.statistics(kernels, problem.X, problem.y, problem.fit_intercept)
+        if np.all(np.isfinite(statistics)):
+            return run(problem, opts, kernels, state, statistics)
+        _checks.check_finite(problem.X, "X")
+        # Finite X whose statistics overflow: the streamed costs are finite or say where it broke.
     return run(problem, opts, kernels, state)
 
 
@@ -186,22 +194,24 @@ def _interruptible(kernels: Any, work: float, stop: np.ndarray, function: Any, *
     return outcome["value"]
 
 
-def _segmented_epoch(
+def _stepped_epoch(
     kernels: Any, problem: _checks.Problem, opts: _checks.Options, batch_size: int, arrays: Training,
-    rate: float, segments: Any, costs: np.ndarray,
+    rate: float, segments: Any, costs: np.ndarray, cost_of: Any,
 ) -> int:
-    """One epoch fed to ``kernels.run_steps`` segment by segment, then its cost:
+    """One epoch fed to ``kernels.run_steps`` segment by segment (``segments``:
+    the epoch's order in pieces), then its cost ``cost_of(params)``:
     ``run_epochs``' contract for one epoch (``costs[0]``, ``previous``, the
     number of finite epochs)."""
     X, y, a = problem.X, problem.y, arrays
     a.hyper[0] = rate
     for segment in segments:
-        if not _interruptible(kernels, float(segment.shape[0]) * X.size / X.shape[0], a.stop, kernels.run_steps, X, y,
+        rows = segment.shape[0] or X.shape[0]  # an empty segment: the natural order, every row
+        if not _interruptible(kernels, float(rows) * X.size / X.shape[0], a.stop, kernels.run_steps, X, y,
                               a.params, a.grad, a.velocity, a.steps, a.hyper, opts.nesterov,
                               problem.fit_intercept, opts.exact, batch_size, segment, a.stop, a.loss_spec,
                               a.decayed, a.average, a.averaged):
             return 0
-    costs[0] = kernels.sums(X, y, a.params, problem.fit_intercept, opts.exact, False, a.loss_spec)[0] / X.shape[0]
+    costs[0] = cost_of(a.params)
     if not np.isfinite(costs[0]):
         return 0
     a.commit_epoch()
@@ -210,9 +220,14 @@ def _segmented_epoch(
 
 def run(
     problem: _checks.Problem, opts: _checks.Options, kernels: Any,
-    state: Optional[OptimizerState] = None,
+    state: Optional[OptimizerState] = None, statistics: Optional[np.ndarray] = None,
 ) -> Fit:
-    """The epoch loop over checked inputs."""
+    """The epoch loop over checked inputs.
+
+    ``statistics``: the Gram statistics of the data (fastgd/_gram.py); the
+    costs of per-sample and mini-batch epochs then come from them
+    (:class:`fastgd._gram.QuadraticCost`), each epoch reading ``X`` once.
+    """
     X, y, params = problem.X, problem.y, problem.params
     n, d = X.shape
     full_batch = opts.batch_size is None or opts.batch_size >= n
@@ -234,8 +249,26 @@ def run(
             epochs_run=epochs_run, backend=kernels.NAME, last=None if mean is None else at,
         )
 
-    totals = kernels.sums(X, y, params, problem.fit_intercept, opts.exact, full_batch, arrays.loss_spec)
-    history = LossHistory(totals[0] / n)
+    def streamed_cost(at: np.ndarray) -> float:
+        return kernels.sums(X, y, at, problem.fit_intercept, opts.exact, False, arrays.loss_spec)[0] / n
+
+    cost_of = streamed_cost
+    if statistics is not None:
+        from fastgd import _gram
+
+        def stream(at: np.ndarray) -> np.ndarray:
+            return kernels.sums(X, y, at.astype(X.dtype), problem.fit_intercept, False, True, arrays.loss_spec)
+
+        # At p = 0 the form's anchor is exact from the statistics (cost yy/n);
+        # elsewhere (w0, b0, a warm start) it starts from a streaming pass.
+        form = _gram.QuadraticCost(statistics, n, params, stream, None if not params.any() else stream(params))
+        history = LossHistory(form.anchor_cost)
+
+        def cost_of(at: np.ndarray) -> float:
+            return form.cost(at, history.epochs)
+    else:
+        totals = kernels.sums(X, y, params, problem.fit_intercept, opts.exact, full_batch, arrays.loss_spec)
+        history = LossHistory(totals[0] / n)
     if not np.isfinite(history.loss(0)):
         if isinstance(X, np.ndarray):
             _checks.check_finite(X, "X")  # NaN/inf in X (see train): the input's error first
@@ -256,7 +289,7 @@ def run(
     # One kernel call runs many epochs, unless Python is needed between epochs
     # (a callback, or a fresh permutation). Scheduled rates are evaluated for
     # the epochs of a call before it.
-    per_epoch = opts.callback is not None or (opts.shuffle and not full_batch)
+    per_epoch = opts.callback is not None or (opts.shuffle and not full_batch) or statistics is not None
     pending = None  # the slots of the kernel call in progress, if any
     a = arrays
     try:
@@ -264,9 +297,10 @@ def run(
             count = 1 if per_epoch else min(opts.epochs - history.epochs, EPOCHS_PER_CALL)
             rates = opts.rates(history.epochs, count).astype(np.float64, copy=False)
             pending = history.reserve(count)
-            if segments is not None:
-                finite = _segmented_epoch(kernels, problem, opts, batch_size, arrays, rates[0],
-                                          next(segments), pending)
+            if segments is not None or statistics is not None:
+                pieces = next(segments) if segments is not None else (next(orders),)
+                finite = _stepped_epoch(kernels, problem, opts, batch_size, arrays, rates[0], pieces, pending,
+                                        cost_of)
             else:
                 finite = _interruptible(
                     kernels, float(count) * X.size, a.stop, kernels.run_epochs, X, y, params, a.grad,

@@ -19,8 +19,13 @@ therefore taken around an anchor whose cost and gradient are exact (the start,
 then a streaming pass each time the cost has fallen by ``ANCHOR_FALL``): its
 error stays near ``1e-16 · ANCHOR_FALL`` of the cost, so costs and parameters
 agree with the streamed ones to 1e-9 also for noise-free targets, at the price
-of one extra read per factor 10^3 of fall (none on noisy data once the cost
+of one extra read per factor 10^4 of fall (none on noisy data once the cost
 has settled at the noise level).
+
+The same statistics give the costs of per-sample and mini-batch SGD epochs
+(SPEC §4's ``losses``): an epoch then reads ``X`` once, for its steps, and
+its cost is :class:`QuadraticCost`'s O(d²) form instead of a second pass
+(:func:`costs_from_statistics` says when; fastgd/_engine.py runs it).
 """
 
 from __future__ import annotations
@@ -36,10 +41,12 @@ from fastgd.errors import DivergenceError, FitInterrupted, warn_if_runaway
 
 # Rows per einsum call of the numpy statistics (a bounded float64 temporary).
 _BLOCK_ROWS = 1 << 16
-# A streaming pass re-anchors the quadratic form when the cost has fallen by
-# this factor since the last anchor: the form's relative error stays near
-# 1e-16 · ANCHOR_FALL (1e-13), a fall of 10^15 costs five extra reads.
-ANCHOR_FALL = 1e3
+# A streaming pass re-anchors the quadratic form when the magnitude of its
+# terms exceeds the cost by this factor (the cost has fallen by about this
+# much since the last anchor): the form's relative error stays near
+# 1e-16 · ANCHOR_FALL (1e-12, against SPEC's 1e-9); a fall of 10^15 costs
+# four extra reads.
+ANCHOR_FALL = 1e4
 # ... until the anchor's cost is below ANCHOR_FLOOR · yy/n: from there on the
 # residuals themselves are rounding (about 1e-16 of y), in any solver.
 ANCHOR_FLOOR = 1e-24
@@ -73,6 +80,75 @@ def numpy_statistics(X: np.ndarray, y: np.ndarray, fit_intercept: bool) -> np.nd
     return total
 
 
+class QuadraticCost:
+    """The mean squared error of parameters from the statistics ``M``, kept
+    within about 1e-12 of a streaming pass by re-anchoring.
+
+    With ``G = AᵀA``, ``c = Aᵀy``, ``yy = yᵀy`` (``M``'s blocks), the cost
+    around an anchor ``p_a`` of known cost ``L_a`` and gradient ``g_a`` is
+    ``L(p) = L_a + g_aᵀδ + δᵀGδ / n`` (``δ = p − p_a``): its rounding error is
+    about 1e-16 of the magnitude ``|L_a| + |g_a|ᵀ|δ| + |δ|ᵀ|G||δ| / n``, not
+    of ``yy/n``. Whenever that magnitude exceeds ``ANCHOR_FALL`` times the
+    cost (the cost has fallen by that factor since the anchor, or the
+    parameters have moved far along directions that cancel), ``stream(p)``
+    (the kernels' exact sums ``[Σ r², Σ 2 x̃_j r]``) moves the anchor to
+    ``p``, until the anchor's cost is below ``ANCHOR_FLOOR · yy/n``.
+
+    The first anchor is ``start``: from ``M`` (``yy/n`` at ``p = 0``, exact
+    to rounding) unless ``start_totals`` (a streaming pass at ``start``) is
+    given.
+    """
+
+    def __init__(self, M: np.ndarray, n: int, start: np.ndarray,
+                 stream: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                 start_totals: Optional[np.ndarray] = None) -> None:
+        p = M.shape[0] - 1
+        self.G, self.c, self.yy = M[:p, :p], M[:p, p], float(M[p, p])
+        self.G_size = np.abs(self.G)
+        self.n = n
+        self.stream = stream
+        self.anchors: List[int] = []  # the epochs after which a streaming pass re-anchored
+        if start_totals is not None:
+            self._anchor_at(start, start_totals)
+        else:
+            anchor = np.asarray(start, dtype=np.float64).copy()
+            q = np.einsum("ij,j->i", self.G, anchor)
+            cost = (float(np.einsum("i,i->", anchor, q)) - 2.0 * float(np.einsum("i,i->", self.c, anchor))
+                    + self.yy) / n
+            self.anchor, self.anchor_grad = anchor, 2.0 * (q - self.c) / n
+            self.anchor_cost = max(cost, 0.0) if np.isfinite(cost) else cost
+
+    def _anchor_at(self, at: np.ndarray, totals: np.ndarray) -> None:
+        self.anchor = np.asarray(at, dtype=np.float64).copy()
+        self.anchor_cost = float(totals[0]) / self.n
+        self.anchor_grad = np.asarray(totals[1:], dtype=np.float64) / self.n
+
+    def estimate(self, at: np.ndarray) -> tuple:
+        """``(cost, gradient, magnitude)`` of the form around the anchor."""
+        delta = np.asarray(at, dtype=np.float64) - self.anchor
+        q = np.einsum("ij,j->i", self.G, delta)
+        cost = (self.anchor_cost + float(np.einsum("i,i->", self.anchor_grad, delta))
+                + float(np.einsum("i,i->", delta, q)) / self.n)
+        size = np.abs(delta)
+        magnitude = (abs(self.anchor_cost) + float(np.einsum("i,i->", np.abs(self.anchor_grad), size))
+                     + float(np.einsum("i,i->", size, np.einsum("ij,j->i", self.G_size, size))) / self.n)
+        # The exact cost is >= 0; rounding near a perfect fit may not be.
+        return max(cost, 0.0) if np.isfinite(cost) else cost, self.anchor_grad + 2.0 * q / self.n, magnitude
+
+    def cost_and_gradient(self, at: np.ndarray, epoch: int = -1) -> tuple:
+        """``(cost, gradient)`` at ``at``, re-anchored there when the form would lose accuracy."""
+        cost, grad, magnitude = self.estimate(at)
+        if (self.stream is not None and np.isfinite(cost) and magnitude > ANCHOR_FALL * cost
+                and self.anchor_cost > ANCHOR_FLOOR * self.yy / self.n):
+            self._anchor_at(at, self.stream(at))
+            self.anchors.append(epoch)
+            return self.anchor_cost, self.anchor_grad.copy()
+        return cost, grad
+
+    def cost(self, at: np.ndarray, epoch: int = -1) -> float:
+        return float(self.cost_and_gradient(at, epoch)[0])
+
+
 def train(
     M: np.ndarray, n: int, problem: _checks.Problem, opts: _checks.Options, backend: str,
     state: Optional[OptimizerState] = None, stream: Optional[Callable[[np.ndarray], np.ndarray]] = None,
@@ -85,8 +161,6 @@ def train(
     """
     from fastgd.kernels.numpy_kernels import _average, _step
 
-    p = M.shape[0] - 1
-    G, c, yy = M[:p, :p], M[:p, p], float(M[p, p])
     dtype = problem.params.dtype
     wide = _checks.Problem(problem.X, problem.y, problem.params.astype(np.float64), problem.scalar_model,
                            problem.fit_intercept)
@@ -94,32 +168,13 @@ def train(
     params = a.params
     d = problem.n_features
 
-    # The quadratic form is taken around an anchor p_a whose cost L_a and
-    # gradient g_a are known: L(p) = L_a + g_aᵀδ + δᵀGδ / n, δ = p − p_a.
-    # Its rounding error is then ~1e-16·L_a instead of ~1e-16·yy/n. The first
-    # anchor is the start (from M: exact at the default p = 0, where the cost
-    # is yy/n); a streaming pass moves the anchor whenever the cost has
-    # fallen by ANCHOR_FALL since the last one.
-    anchor = params.copy()
-    q0 = np.einsum("ij,j->i", G, anchor)
-    anchor_cost = (float(np.einsum("i,i->", anchor, q0)) - 2.0 * float(np.einsum("i,i->", c, anchor)) + yy) / n
-    anchor_grad = 2.0 * (q0 - c) / n
-    anchor_cost = max(anchor_cost, 0.0) if np.isfinite(anchor_cost) else anchor_cost
+    def stream_wide(at: np.ndarray) -> np.ndarray:
+        assert stream is not None
+        return stream(at.astype(dtype))
 
-    def cost_and_gradient(at: np.ndarray) -> tuple:
-        delta = at - anchor
-        q = np.einsum("ij,j->i", G, delta)
-        cost = anchor_cost + float(np.einsum("i,i->", anchor_grad, delta)) + float(np.einsum("i,i->", delta, q)) / n
-        # The exact cost is >= 0; rounding near a perfect fit may not be.
-        return max(cost, 0.0) if np.isfinite(cost) else cost, anchor_grad + 2.0 * q / n
-
-    def re_anchor(at: np.ndarray) -> tuple:
-        nonlocal anchor, anchor_cost, anchor_grad
-        totals = stream(at.astype(dtype))
-        anchor, anchor_cost, anchor_grad = at.copy(), float(totals[0]) / n, totals[1:] / n
-        return anchor_cost, anchor_grad.copy()
-
-    costs = [anchor_cost]
+    form = QuadraticCost(M, n, params, None if stream is None else stream_wide)
+    cost_and_gradient = form.cost_and_gradient
+    costs = [form.anchor_cost]
 
     def result(at_previous: bool, epochs_run: int) -> Fit:
         at = a.previous if at_previous else params
@@ -128,7 +183,7 @@ def train(
         return Fit.from_params(
             shown.astype(dtype), n_features=d, scalar_model=problem.scalar_model,
             fit_intercept=problem.fit_intercept, losses=costs[:epochs_run],
-            loss=costs[epochs_run] if mean is None else cost_and_gradient(mean)[0], epochs_run=epochs_run,
+            loss=costs[epochs_run] if mean is None else form.estimate(mean)[0], epochs_run=epochs_run,
             backend=backend, last=None if mean is None else at.astype(dtype),
         )
 
@@ -137,17 +192,12 @@ def train(
                               fit=result(False, 0))
     a.grad[:] = cost_and_gradient(params)[1]
     rates = opts.rates(0, opts.epochs) if opts.callback is None and opts.epochs <= 1 << 16 else None
-    anchors: list = []  # the epochs after which a streaming pass re-anchored (for tests and notes)
     try:
         for epoch in range(opts.epochs):
             a.hyper[0] = rates[epoch] if rates is not None else opts.rate(epoch)
             _step(params, a.grad, a.velocity, a.steps, a.hyper, opts.nesterov, a.decayed)
             _average(params, a.steps, a.average, a.averaged)
-            cost, a.grad[:] = cost_and_gradient(params)
-            if (stream is not None and np.isfinite(cost) and cost * ANCHOR_FALL < anchor_cost
-                    and anchor_cost > ANCHOR_FLOOR * yy / n):
-                cost, a.grad[:] = re_anchor(params)
-                anchors.append(epoch)
+            cost, a.grad[:] = cost_and_gradient(params, epoch)
             costs.append(cost)
             if not np.isfinite(cost):
                 raise DivergenceError(f"the loss became {cost} during epoch {epoch}; lower lr", epoch=epoch,
@@ -162,7 +212,7 @@ def train(
     if state is not None:
         state.save(a.velocity, a.steps[0])
     warn_if_runaway(costs)
-    LAST_ANCHORS[:] = anchors
+    LAST_ANCHORS[:] = form.anchors
     return result(False, len(costs) - 1)
 
 
@@ -193,3 +243,22 @@ def check(opts: _checks.Options, n: int) -> None:
     if opts.batch_size is not None and opts.batch_size < n:
         raise ValueError(f"solver='gram' runs full-batch GD: batch_size={opts.batch_size} < n={n}; "
                          "use batch_size=None or solver='stream'")
+
+
+# Per-sample and mini-batch fits take their costs from the statistics (one
+# read of X per epoch instead of two) for float64 mse fits of at least
+# AUTO_MIN_SAMPLES samples and COST_EPOCHS + COST_EPOCHS_PER_FEATURE · d
+# epochs: the statistics' pass must be repaid by the cost passes it saves
+# (benchmarks/NOTES.md item 12). float32 streams: its costs are sums of
+# float32 residuals, which the float64 form does not round like.
+COST_EPOCHS = 4
+COST_EPOCHS_PER_FEATURE = 1.5
+
+
+def costs_from_statistics(opts: _checks.Options, X: Any, kernels: Any) -> bool:
+    """Whether a per-sample or mini-batch fit takes its epochs' costs from the statistics."""
+    n, d = X.shape
+    return (opts.solver == "auto" and opts.batch_size is not None and opts.batch_size < n
+            and opts.loss == "mse" and not opts.exact and isinstance(X, np.ndarray) and X.dtype == np.float64
+            and n >= AUTO_MIN_SAMPLES and opts.epochs >= COST_EPOCHS + COST_EPOCHS_PER_FEATURE * d
+            and hasattr(kernels, "gram"))

@@ -157,3 +157,105 @@ def test_gdregressor_takes_the_solver():
     gram = fastgd.GDRegressor(lr=0.1, epochs=30, solver="gram").fit(X, y)
     np.testing.assert_allclose(gram.coef_, streamed.coef_, rtol=1e-9)
     np.testing.assert_allclose(gram.loss_curve_, streamed.loss_curve_, rtol=1e-9)
+
+
+# --- the costs of per-sample and mini-batch epochs from the statistics ------
+
+STATS_N = _gram.AUTO_MIN_SAMPLES  # the smallest fit that takes its costs from the statistics
+
+
+def _stats_epochs(d):
+    return int(np.ceil(_gram.COST_EPOCHS + _gram.COST_EPOCHS_PER_FEATURE * d))
+
+
+def _count_calls(monkeypatch, kernels, name):
+    calls = []
+    real = getattr(kernels, name)
+    monkeypatch.setattr(kernels, name, lambda *args: calls.append(1) or real(*args))
+    return calls
+
+
+def test_sgd_costs_come_from_the_statistics(monkeypatch):
+    kernels = fastgd._registry.kernels()
+    if not hasattr(kernels, "gram"):
+        pytest.skip("the default backend has no compiled statistics")
+    X, y = _noisy(n=STATS_N, d=2)
+    epochs = _stats_epochs(2)
+    kw = dict(lr=0.002, epochs=epochs, batch_size=64, fit_intercept=True, momentum=0.5)
+    streamed = fastgd.fit(X, y, solver="stream", **kw)
+    grams = _count_calls(monkeypatch, kernels, "gram")
+    passes = _count_calls(monkeypatch, kernels, "sums")
+    got = fastgd.fit(X, y, **kw)
+    # One pass for the statistics, none for the costs (noisy data: no re-anchoring).
+    assert grams == [1] and passes == []
+    assert np.array_equal(got.w, streamed.w) and got.b == streamed.b  # the same steps
+    np.testing.assert_allclose(got.losses, streamed.losses, rtol=1e-12)
+    assert got.loss == pytest.approx(streamed.loss, rel=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [1, 64])
+def test_sgd_costs_from_the_statistics_equal_the_reference(batch_size, monkeypatch):
+    X, y = _noisy(n=STATS_N, d=1)
+    kw = dict(lr=0.001, epochs=_stats_epochs(1), batch_size=batch_size, fit_intercept=True)
+    expected = reference.fit(X, y, **kw)
+    kernels = fastgd._registry.kernels()
+    grams = _count_calls(monkeypatch, kernels, "gram") if hasattr(kernels, "gram") else None
+    got = fastgd.fit(X, y, **kw)
+    assert grams is None or grams == [1]
+    assert_close(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_sgd_costs_from_the_statistics_re_anchor_on_noise_free_targets():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((STATS_N, 3)) * np.array([1.0, 0.5, 0.2])
+    y = X @ np.array([1.0, -2.0, 3.0])
+    kw = dict(lr=0.1, batch_size=256, w0=np.array([50.0, 50.0, 50.0]), epochs=_stats_epochs(3))
+    streamed = fastgd.fit(X, y, solver="stream", **kw)
+    got = fastgd.fit(X, y, **kw)
+    assert streamed.losses[-1] < streamed.losses[0] * 1e-12  # a fall the plain form could not follow
+    kept = streamed.losses >= streamed.losses[0] * 1e-15
+    np.testing.assert_allclose(got.losses[kept], streamed.losses[kept], rtol=1e-9)
+    assert np.array_equal(got.w, streamed.w)
+
+
+def test_sgd_costs_from_the_statistics_keep_the_driver_guarantees():
+    X, y = _noisy(n=STATS_N, d=2)
+    epochs = _stats_epochs(2)
+    with pytest.raises(fastgd.DivergenceError) as info:
+        fastgd.fit(X, y, lr=5.0, epochs=epochs, batch_size=64)
+    fit = info.value.fit
+    assert np.isfinite(fit.loss) and np.isfinite(fit.w).all() and fit.epochs_run == info.value.epoch
+
+    def stop(epoch, fit):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(fastgd.FitInterrupted) as interrupted:
+        fastgd.fit(X, y, lr=0.001, epochs=epochs, batch_size=64, callback=stop)
+    expected = fastgd.fit(X, y, lr=0.001, epochs=3, batch_size=64, solver="stream")
+    assert interrupted.value.fit.epochs_run == 3 and np.array_equal(interrupted.value.fit.w, expected.w)
+
+
+def test_sgd_costs_stream_where_the_statistics_do_not_apply(monkeypatch):
+    kernels = fastgd._registry.kernels()
+    if not hasattr(kernels, "gram"):
+        pytest.skip("the default backend has no compiled statistics")
+    grams = _count_calls(monkeypatch, kernels, "gram")
+    X, y = _noisy(n=STATS_N, d=2)
+    epochs = _stats_epochs(2)
+    fastgd.fit(X, y, lr=0.001, epochs=epochs, batch_size=64, solver="stream")
+    fastgd.fit(X, y, lr=0.001, epochs=epochs, batch_size=64, exact=True)
+    fastgd.fit(X, y, lr=0.001, epochs=epochs, batch_size=64, loss="huber")
+    fastgd.fit(X.astype(np.float32), y.astype(np.float32), lr=0.001, epochs=epochs, batch_size=64)
+    fastgd.fit(X, y, lr=0.001, epochs=epochs - 1, batch_size=64)  # too few epochs to repay the pass
+    fastgd.fit(X[:-1], y[:-1], lr=0.001, epochs=epochs, batch_size=64)  # too few samples
+    assert grams == []
+
+
+def test_sgd_costs_from_the_statistics_on_shuffled_memory_mapped_data(tmp_path):
+    X, y = _noisy(n=2 * STATS_N, d=2, out=tmp_path)
+    kw = dict(lr=0.002, epochs=_stats_epochs(2), batch_size=1, shuffle=True, seed=5, fit_intercept=True)
+    streamed = fastgd.fit(X, y, solver="stream", **kw)
+    got = fastgd.fit(X, y, **kw)
+    assert np.array_equal(got.w, streamed.w)
+    np.testing.assert_allclose(got.losses, streamed.losses, rtol=1e-12)
