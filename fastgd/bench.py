@@ -305,6 +305,40 @@ def _backend_call(module: Any, kernel: str, X: np.ndarray, y: np.ndarray,
     return call
 
 
+def _statistics_epoch_call(module: Any, kernel: str, X: np.ndarray, y: np.ndarray,
+                           fit_intercept: bool) -> Tuple[Callable[[], Any], Callable[[], Any]]:
+    """One epoch of ``kernel`` as a long fit runs it when its costs come from
+    the Gram statistics (fastgd/_engine.py's ``_stepped_epoch``): the steps
+    (``run_steps``), then the cost from :class:`fastgd._gram.QuadraticCost`;
+    and the statistics' pass the fit makes once."""
+    from fastgd import _checks, _gram
+    from fastgd._orders import NATURAL
+    from fastgd._state import Training
+
+    d = X.shape[1]
+    batch = {"sgd": 1, "sgd-exact": 1, "minibatch": MINIBATCH}[kernel]
+    problem = _checks.Problem(X, y, np.zeros(d + int(fit_intercept), dtype=X.dtype), False, fit_intercept)
+    opts = _checks.options(lr=_rates(d)[kernel], epochs=1, batch_size=batch, momentum=0.0, dampening=0.0,
+                           nesterov=False, weight_decay=0.0, shuffle=False, seed=None, exact=False, callback=None)
+    a = Training(problem, opts, None)
+    a.hyper[0] = opts.rates(0, 1)[0]
+
+    def stream(at: np.ndarray) -> np.ndarray:
+        return module.sums(X, y, at, fit_intercept, False, True, a.loss_spec)
+
+    form = _gram.QuadraticCost(module.gram(X, y, fit_intercept), X.shape[0], a.params, stream)
+
+    def call() -> float:
+        module.run_steps(X, y, a.params, a.grad, a.velocity, a.steps, a.hyper, False, fit_intercept, False, batch,
+                         NATURAL, a.stop, a.loss_spec, a.decayed, a.average, a.averaged)
+        cost = form.cost(a.params)
+        if not np.isfinite(cost):
+            raise RuntimeError(f"bench: {module.NAME} {kernel} diverged")
+        return cost
+
+    return call, lambda: module.gram(X, y, fit_intercept)
+
+
 def _numpy_call(kernel: str, X: np.ndarray, y: np.ndarray) -> Callable[[], Any]:
     n, d = X.shape
     lr = X.dtype.type(_rates(d)[kernel])
@@ -641,6 +675,10 @@ class Row:
     epochs: int = 1
     peer: Optional[str] = None
     note: str = ""
+    # "statistics": the epoch of a long fit, whose cost comes from the Gram
+    # statistics (fastgd/_gram.py's QuadraticCost: one read of X per epoch);
+    # their pass, made once per fit, is reported beside it.
+    costs: str = "stream"
 
     def samples(self, quick: bool, far: int) -> int:
         n = self.quick_n_samples if quick and self.quick_n_samples else self.n_samples
@@ -672,8 +710,9 @@ ROWS: List[Row] = [
     Row("gd epoch", "gd", "float64", 8, 0.90, probe="all", peer="numpy-vec"),
     Row("gd epoch", "gd", "float64", 64, 0.90, probe="all", peer="numpy-vec"),
     Row("sgd epoch", "sgd", "float64", 64, 0.65, probe="one", fit_intercept=True, peer="sklearn",
-        note="default mode; about 30 ns/sample"),
-    Row("minibatch", "minibatch", "float64", 64, 0.75, probe="one", peer="numpy-vec", note="batches of 64"),
+        note="default mode, an epoch of a long fit: the steps, the cost from the statistics", costs="statistics"),
+    Row("minibatch", "minibatch", "float64", 64, 0.75, probe="one", peer="numpy-vec",
+        note="batches of 64, an epoch of a long fit: the steps, the cost from the statistics", costs="statistics"),
     Row("gram", "gram", "float64", 8, 30.0, fit_intercept=True, n_samples=10**7, quick_n_samples=2 * 10**6,
         epochs=100, peer="stream", note="100 GD epochs, solver='gram' against solver='stream', the same fit"),
     # Issue 13: one SGDRegressor epoch (fit with max_iter=1, defaults, shuffle=False) against scikit-learn's.
@@ -738,9 +777,15 @@ def _epoch_row(row: Row, X: np.ndarray, y: np.ndarray, context: RowContext) -> D
     """One epoch of ``row.kernel``, as a fraction of its probe, and the peer's time on the same data."""
     n = X.shape[0]
     nbytes = X.nbytes + y.nbytes
-    call = _backend_call(_kernel_module(context.backend), row.kernel, X, y, row.fit_intercept)
+    module = _kernel_module(context.backend)
+    extra: Dict[str, Any] = {}
+    if row.costs == "statistics" and hasattr(module, "gram") and X.dtype == np.float64:
+        call, statistics_pass = _statistics_epoch_call(module, row.kernel, X, y, row.fit_intercept)
+        extra = dict(costs="statistics", statistics_times_s=_measure(statistics_pass, 1))
+    else:
+        call = _backend_call(module, row.kernel, X, y, row.fit_intercept)
     times = _measure(call, context.repeats)
-    out: Dict[str, Any] = dict(times_s=times, **_timing(times, n, nbytes))
+    out: Dict[str, Any] = dict(times_s=times, **_timing(times, n, nbytes), **extra)
     if row.probe is not None:
         probe = context.probes[row.probe]
         frac = fraction_of(nbytes, out["median_s"], probe)
@@ -1363,6 +1408,11 @@ def format_table(report: Dict[str, Any]) -> str:
                 f"{_ms(r['median_s']):>8} {_ns(r['ns_per_sample']):>8} {bw:>8} {best:>5} {peer:<10} "
                 f"{r['goal_short']:<7} {r['status']}"
             )
+        for r in report["rows"]:
+            if r.get("statistics_times_s"):
+                pass_s = min(r["statistics_times_s"])
+                lines.append(f"  {r['row']} d={r['n_features']}: costs from the statistics; their pass, once per "
+                             f"fit: {_ms(pass_s)} ms ({pass_s / r['median_s']:.1f} epochs)")
     if row_skips:
         lines.append(f"target rows skipped: {row_skips[0]['reason']}")
     others = [t for t in report.get("targets", []) if t.get("source") != "row"]
