@@ -249,7 +249,7 @@ def check(opts: _checks.Options, n: int) -> None:
 # read of X per epoch instead of two) for float64 mse fits of at least
 # AUTO_MIN_SAMPLES samples and COST_EPOCHS + COST_EPOCHS_PER_FEATURE · d
 # epochs: the statistics' pass must be repaid by the cost passes it saves
-# (benchmarks/NOTES.md item 12). float32 streams: its costs are sums of
+# (benchmarks/NOTES.md item 13). float32 streams: its costs are sums of
 # float32 residuals, which the float64 form does not round like.
 COST_EPOCHS = 4
 COST_EPOCHS_PER_FEATURE = 1.5
