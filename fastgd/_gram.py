@@ -218,11 +218,12 @@ def train(
 
 # solver="auto" takes the Gram path for full-batch mse fits of at least this
 # many samples and ``AUTO_EPOCHS + AUTO_EPOCHS_PER_FEATURE · d`` epochs, on a
-# backend with a compiled ``gram`` (benchmarks/NOTES.md item 11: the pass
-# costs about 1 streaming epoch at d = 1, 5 at d = 8 and 16 at d = 64).
+# backend with a compiled ``gram`` (benchmarks/NOTES.md item 14: since the
+# register-tiled kernel the pass costs 0.2 streaming epochs at d = 1, about
+# 1 at d = 8 and 2 at d = 64; 4 + d/16 keeps a margin of 2x or more).
 AUTO_MIN_SAMPLES = 1 << 16
 AUTO_EPOCHS = 4
-AUTO_EPOCHS_PER_FEATURE = 1.5
+AUTO_EPOCHS_PER_FEATURE = 1 / 16
 
 
 def chosen(opts: _checks.Options, n: int, d: int, kernels: Any) -> bool:
@@ -249,10 +250,11 @@ def check(opts: _checks.Options, n: int) -> None:
 # read of X per epoch instead of two) for float64 mse fits of at least
 # AUTO_MIN_SAMPLES samples and COST_EPOCHS + COST_EPOCHS_PER_FEATURE · d
 # epochs: the statistics' pass must be repaid by the cost passes it saves
-# (benchmarks/NOTES.md item 13). float32 streams: its costs are sums of
+# (benchmarks/NOTES.md item 14: repaid after 0.4-0.7 epochs at d <= 8 and
+# 1.8-5 at d = 64, per-sample and batch 64). float32 streams: its costs are sums of
 # float32 residuals, which the float64 form does not round like.
 COST_EPOCHS = 4
-COST_EPOCHS_PER_FEATURE = 1.5
+COST_EPOCHS_PER_FEATURE = 1 / 16
 
 
 def costs_from_statistics(opts: _checks.Options, X: Any, kernels: Any) -> bool:

@@ -134,13 +134,13 @@ def test_unwritable_numba_cache_still_works():
     assert run.stdout.split() == ["numba", "2.0", "True"]
 
 
-@pytest.mark.parametrize("method", ["gd", "sgd", "minibatch"])
-def test_default_mode_is_thread_count_independent(method):
+@pytest.mark.parametrize("method, d", [("gd", 3), ("gd", 9), ("sgd", 3), ("minibatch", 3)])
+def test_default_mode_is_thread_count_independent(method, d):
     pytest.importorskip("numba")
     code = f"""
         import numpy as np, fastgd
         rng = np.random.default_rng(0)
-        X = rng.standard_normal((50_000, 3)); y = X @ [1.0, -2.0, 0.5] + 0.3
+        X = rng.standard_normal((50_003, {d})); y = X @ np.linspace(-2.0, 1.0, {d}) + 0.3
         kw = dict(gd=dict(lr=0.1), sgd=dict(batch_size=1, lr=0.001), minibatch=dict(batch_size=64, lr=0.01))["{method}"]
         r = fastgd.fit(X, y, epochs=3, fit_intercept=True, momentum=0.5, **kw)
         print((np.append(r.w, [r.b, r.loss]).tobytes() + r.losses.tobytes()).hex())

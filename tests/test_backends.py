@@ -54,7 +54,7 @@ def test_float32_trains_as_float32(cpu_backend, rng, shape, fit_intercept, batch
 
 @pytest.mark.parametrize("batch_size", [None, 1, 64])
 @pytest.mark.parametrize("fit_intercept", [False, True])
-@pytest.mark.parametrize("d", [1, 5])
+@pytest.mark.parametrize("d", [1, 5, 13])  # 13: eight-lane sums and a tail of 5
 def test_default_mode_blocked_within_tolerance(cpu_backend, rng, batch_size, fit_intercept, d):
     # More samples than one block, so the blocked (parallel) reductions run.
     X, y = linear_data(rng, 10_000, d, scalar=d == 1)
@@ -64,6 +64,17 @@ def test_default_mode_blocked_within_tolerance(cpu_backend, rng, batch_size, fit
     got = fastgd.fit(X, y, **kw)
     assert_close(got, expected, rtol=1e-9, atol=1e-12)
     assert_bitwise_equal(fastgd.fit(X, y, exact=True, **kw), expected)
+
+
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_float32_blocked_gradient_with_lanes(cpu_backend, rng, fit_intercept):
+    # Full batch, 8+ features, several blocks and a tail of rows: the lane kernels in float32.
+    X, y = linear_data(rng, 10_005, 13, dtype=np.float32)
+    kw = dict(lr=0.05, epochs=3, fit_intercept=fit_intercept, momentum=0.5)
+    expected = reference.fit(X, y, **kw)
+    got = fastgd.fit(X, y, **kw)
+    assert got.w.dtype == np.float32
+    assert_close(got, expected, rtol=2e-4, atol=2e-5)
 
 
 @pytest.mark.parametrize("layout", ["F", "strided", "list", "int", "readonly", "memmap"])

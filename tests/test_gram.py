@@ -52,21 +52,29 @@ def test_gram_float32_trains_to_float32(cpu_backend):
     assert_close(got, expected, rtol=2e-4, atol=2e-5)
 
 
-def test_gram_statistics_are_the_same_for_any_thread_count():
+@pytest.mark.parametrize("d, dtype, fit_intercept", [
+    (2, "float64", True),  # one vector of 8, from a zero-padded buffer
+    (8, "float64", False),  # one vector, read in place
+    (19, "float32", True),  # three vectors (tiles of 4 rows), widened into a buffer
+    (40, "float64", True),  # five vectors, read in place: a full and a partial group
+])
+def test_gram_statistics_are_the_same_for_any_thread_count(d, dtype, fit_intercept):
     numba = pytest.importorskip("numba")
     from fastgd.kernels import numba_kernels
 
-    X, y = _noisy(n=300_000, d=2)  # above PARALLEL_MIN: the blocks run in parallel
+    # Above PARALLEL_MIN values (the blocks run in parallel); an odd count of rows.
+    X, y = _noisy(n=(1 << 18) // d + 4097, d=d, dtype=dtype)
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = numba_kernels.gram(X, y, True)
+        one = numba_kernels.gram(X, y, fit_intercept)
         numba.set_num_threads(max(2, before))
-        many = numba_kernels.gram(X, y, True)
+        many = numba_kernels.gram(X, y, fit_intercept)
     finally:
         numba.set_num_threads(before)
     assert one.tobytes() == many.tobytes()
-    np.testing.assert_allclose(one, _gram.numpy_statistics(X, y, True), rtol=1e-12)
+    expected = _gram.numpy_statistics(X.astype(np.float64), y.astype(np.float64), fit_intercept)
+    np.testing.assert_allclose(np.triu(one), np.triu(expected), rtol=1e-12, atol=1e-12 * np.abs(expected).max())
 
 
 def test_memory_mapped_data_is_read_once(tmp_path, monkeypatch):
@@ -209,7 +217,7 @@ def test_sgd_costs_from_the_statistics_re_anchor_on_noise_free_targets():
     rng = np.random.default_rng(3)
     X = rng.standard_normal((STATS_N, 3)) * np.array([1.0, 0.5, 0.2])
     y = X @ np.array([1.0, -2.0, 3.0])
-    kw = dict(lr=0.1, batch_size=256, w0=np.array([50.0, 50.0, 50.0]), epochs=_stats_epochs(3))
+    kw = dict(lr=0.1, batch_size=256, w0=np.array([50.0, 50.0, 50.0]), epochs=max(12, _stats_epochs(3)))
     streamed = fastgd.fit(X, y, solver="stream", **kw)
     got = fastgd.fit(X, y, **kw)
     assert streamed.losses[-1] < streamed.losses[0] * 1e-12  # a fall the plain form could not follow

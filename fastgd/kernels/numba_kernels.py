@@ -49,7 +49,7 @@ import numba
 import numpy as np
 
 from fastgd.kernels._numba_jit import jit, prange  # first: a missing numba is reported as such
-from fastgd.kernels._numba_lanes import _lane_tree, _one_feature_lanes
+from fastgd.kernels._numba_lanes import _gradient_block_lanes, _gram_chunk, _lane_tree, _one_feature_lanes
 from fastgd.kernels.numba_sgd_regressor import sgd_regressor_epochs  # noqa: F401  (SGDRegressor's kernel)
 
 NAME = "numba"
@@ -286,12 +286,20 @@ def _accumulate_lanes(X, y, w, want_gradient, start, stop, out):
 
 @jit
 def _block_sums(X, y, params, fit_intercept, want_gradient, loss_spec, blk, out):
-    """The default-mode sums of block ``blk`` into ``out`` (zeros on entry)."""
+    """The default-mode sums of block ``blk`` into ``out`` (zeros on entry).
+
+    The mse gradient with at least ``LANES_MIN_FEATURES`` features is
+    ``_gradient_block_lanes``: the cost and the predictions as the cost-only
+    pass (``_accumulate`` with lanes), the gradient's terms of each 8 rows
+    added as a pairwise tree before one add per feature (a fixed order, so
+    the same bits for any thread count; not the mini-batch order)."""
     n, d = X.shape
     start = blk * BLOCK
     stop = min(n, start + BLOCK)
     if d == 1 and not fit_intercept and int(loss_spec[0]) == 0:
         _accumulate_lanes(X, y, params[0], want_gradient, start, stop, out)
+    elif want_gradient and d >= LANES_MIN_FEATURES and int(loss_spec[0]) == 0:
+        _gradient_block_lanes(X, y, params, fit_intercept, start, stop, out)
     else:
         _accumulate_any(X, y, params, fit_intercept, want_gradient, np.empty(0, dtype=np.int64), start, stop,
                         d >= LANES_MIN_FEATURES, loss_spec, out)
@@ -654,51 +662,69 @@ def _run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_interce
                   acc, maps, stop, loss_spec, decayed, average, averaged)
 
 
+# Rows per chunk of the Gram sums: a chunk of the block, its values widened to
+# float64, stays in the L1 cache (48 KiB) while every register tile of the
+# output reads it (about 32 KiB: 4096 values of float64). A function of the
+# feature count only, so the bits never depend on threads or timing.
+GRAM_CHUNK_VALUES = 4096
+
+
+@jit
+def _gram_chunk_rows(width):
+    return max(8, min(BLOCK, GRAM_CHUNK_VALUES // width))
+
+
 @jit
 def _gram_block(X, y, fit_intercept, start, stop, out):
     """Add the rows start..stop-1 of ``[X (1) | y]`` to ``out`` = its upper
-    triangle of ``AᵀA`` (float64): four rows at a time, their products added
-    as ``(r0 + r1) + (r2 + r3)`` before one update of ``out`` (a fixed order:
-    the same bits on every run), then the last rows one by one."""
+    triangle of ``AᵀA`` (float64). The rows go in chunks of
+    ``_gram_chunk_rows`` rows, in order; each chunk's sums (``_gram_chunk``:
+    float64 products added row after row in registers from +0.0) are added to
+    the block's, so every value has one fixed order of adds: the same bits on
+    every run and for any thread count. ``X`` is read in place when its rows
+    are float64 vectors of 8; else each chunk is first widened into a float64
+    buffer padded with zeros to a multiple of 8 features."""
     d = X.shape[1]
     p = d + 1 if fit_intercept else d
-    rows = np.empty((4, p + 1))
-    i = start
-    while i + 4 <= stop:
-        for r in range(4):
-            for j in range(d):
-                rows[r, j] = X[i + r, j]
-            if fit_intercept:
-                rows[r, d] = 1.0
-            rows[r, p] = y[i + r]
-        for j in range(p + 1):
-            a0 = rows[0, j]
-            a1 = rows[1, j]
-            a2 = rows[2, j]
-            a3 = rows[3, j]
-            # The whole row of out, not its upper part: a loop of fixed length
-            # that LLVM vectorises (the lower triangle, the same values, is unused).
-            for k in range(p + 1):
-                out[j, k] += (a0 * rows[0, k] + a1 * rows[1, k]) + (a2 * rows[2, k] + a3 * rows[3, k])
-        i += 4
-    while i < stop:
+    width = (d + 7) // 8 * 8
+    direct = X.itemsize == 8 and d == width
+    rows = _gram_chunk_rows(width)
+    sums = np.zeros((width + 2, width + 2))
+    buf = np.zeros((1 if direct else rows, width))
+    ybuf = np.empty(1 if direct else rows)
+    for first in range(start, stop, rows):
+        count = min(rows, stop - first)
+        if direct:
+            _gram_chunk(X, first, y, first, count, d, sums)
+        else:
+            for r in range(count):
+                for j in range(d):
+                    buf[r, j] = X[first + r, j]
+                ybuf[r] = y[first + r]
+            _gram_chunk(buf, 0, ybuf, 0, count, d, sums)
+    one = width
+    t = width + 1
+    for j in range(d):
+        for k in range(j, d):
+            out[j, k] += sums[j, k]
+    if fit_intercept:
         for j in range(d):
-            rows[0, j] = X[i, j]
-        if fit_intercept:
-            rows[0, d] = 1.0
-        rows[0, p] = y[i]
-        for j in range(p + 1):
-            value = rows[0, j]
-            for k in range(j, p + 1):
-                out[j, k] += value * rows[0, k]
-        i += 1
+            out[j, d] += sums[one, j]
+            out[j, p] += sums[t, j]
+        out[d, d] += np.float64(stop - start)
+        out[d, p] += sums[one, t]
+    else:
+        for j in range(d):
+            out[j, p] += sums[t, j]
+    out[p, p] += sums[t, t]
 
 
 @jit
 def _gram_block_one_feature(X, y, fit_intercept, start, stop, out):
-    """``_gram_block`` for one feature: the same products in the same order,
-    kept in registers (six independent chains instead of a loop over ``out``:
-    4.9 -> see benchmarks/NOTES.md item 11 for the measured ns/sample)."""
+    """``_gram_block`` for one feature: the same float64 products, each sum
+    added row after row in registers (six independent chains instead of a
+    loop over ``out``: 4.9 -> see benchmarks/NOTES.md item 11 for the
+    measured ns/sample)."""
     sxx = 0.0
     sx = 0.0
     sxy = 0.0
