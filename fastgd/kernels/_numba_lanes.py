@@ -17,8 +17,36 @@ def _shuffle_mask(*lanes):
     return ir.Constant(ir.VectorType(ir.IntType(32), len(lanes)), list(lanes))
 
 
-@intrinsic
-def _lane_tree(typingctx, X, i, params):
+# How far ahead of each vector load the streaming row kernels prefetch, in
+# bytes: a row kernel's dependent adds leave too few loads in flight for the
+# hardware prefetchers (benchmarks/NOTES.md item 15: GD d=64 15.0 -> 22
+# GB/s on two cores of the Xeon VM; per-sample SGD, a sequential chain,
+# became slower and keeps the plain loads).
+PREFETCH_BYTES = 2048
+
+
+def _prefetch(builder, ptr, elt_bytes):
+    """Ask for the line ``PREFETCH_BYTES`` after ``ptr`` (a hint: never faults)."""
+    i8p = ir.IntType(8).as_pointer()
+    i32 = ir.IntType(32)
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                        "llvm.prefetch.p0")
+    ahead = builder.gep(ptr, [ir.Constant(ir.IntType(64), PREFETCH_BYTES // elt_bytes)])
+    builder.call(fn, [builder.bitcast(ahead, i8p), i32(0), i32(3), i32(1)])
+
+
+def _lane_tree_intrinsic(prefetch):
+    """``_lane_tree``, or with ``prefetch`` ``_lane_tree_ahead``: the same
+    arithmetic, each vector load preceded by a prefetch ``PREFETCH_BYTES``
+    ahead (for passes that read the rows in order)."""
+    def lane_tree(typingctx, X, i, params):
+        return _lane_tree_codegen(X, i, params, prefetch)
+
+    lane_tree.__name__ = lane_tree.__qualname__ = "_lane_tree_ahead" if prefetch else "_lane_tree"
+    return intrinsic(lane_tree)
+
+
+def _lane_tree_codegen(X, i, params, prefetch):
     """``_dot_lanes`` without the intercept, as one vector of ``LANES`` lanes.
 
     Lane ``l`` starts from +0.0 and adds ``X[i, j]·params[j]`` for
@@ -51,6 +79,8 @@ def _lane_tree(typingctx, X, i, params):
         groups = builder.udiv(d, ir.Constant(i64, 8))
         with cgutils.for_range(builder, groups) as loop:
             j = builder.mul(loop.index, ir.Constant(i64, 8))
+            if prefetch:
+                _prefetch(builder, builder.gep(row, [j], inbounds=True), align)
             xs = builder.load(builder.bitcast(builder.gep(row, [j], inbounds=True), vec.as_pointer()),
                               align=align, typ=vec)
             ws = builder.load(builder.bitcast(builder.gep(w_arr.data, [j], inbounds=True), vec.as_pointer()),
@@ -68,6 +98,10 @@ def _lane_tree(typingctx, X, i, params):
         return _tree(builder, builder.load(acc, typ=vec), elt)
 
     return dtype(X, i, params), codegen
+
+
+_lane_tree = _lane_tree_intrinsic(prefetch=False)
+_lane_tree_ahead = _lane_tree_intrinsic(prefetch=True)
 
 
 def _check_row_and_vector(name, X, vector):
@@ -565,6 +599,7 @@ def _gradient_block_lanes(typingctx, X, y, params, fit_intercept, start, stop, o
             builder.store(zero_vec, acc)
             with cgutils.for_range(builder, groups) as loop:
                 j = builder.mul(loop.index, eight)
+                _prefetch(builder, builder.gep(row, [j], inbounds=True), align)
                 xs = load_vec(builder.gep(row, [j], inbounds=True))
                 ws = load_vec(builder.gep(w_arr.data, [j], inbounds=True))
                 builder.store(builder.fadd(builder.load(acc, typ=vec), builder.fmul(xs, ws)), acc)

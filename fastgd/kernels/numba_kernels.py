@@ -49,7 +49,8 @@ import numba
 import numpy as np
 
 from fastgd.kernels._numba_jit import jit, prange  # first: a missing numba is reported as such
-from fastgd.kernels._numba_lanes import _gradient_block_lanes, _gram_chunk, _lane_tree, _one_feature_lanes
+from fastgd.kernels._numba_lanes import (_gradient_block_lanes, _gram_chunk, _lane_tree, _lane_tree_ahead,
+                                        _one_feature_lanes)
 from fastgd.kernels.numba_sgd_regressor import sgd_regressor_epochs  # noqa: F401  (SGDRegressor's kernel)
 
 NAME = "numba"
@@ -164,10 +165,11 @@ def _accumulate(X, y, params, fit_intercept, want_gradient, order, start, stop, 
         if lanes:
             # _dot_lanes, with the intrinsic called here: LLVM does not inline
             # four calls of _dot_lanes, and a call costs more than the dot.
-            p0 = _lane_tree(X, i0, params)
-            p1 = _lane_tree(X, i1, params)
-            p2 = _lane_tree(X, i2, params)
-            p3 = _lane_tree(X, i3, params)
+            # The prefetching variant: these passes stream the rows.
+            p0 = _lane_tree_ahead(X, i0, params)
+            p1 = _lane_tree_ahead(X, i1, params)
+            p2 = _lane_tree_ahead(X, i2, params)
+            p3 = _lane_tree_ahead(X, i3, params)
             if fit_intercept:
                 b = params[d]
                 p0 += b
