@@ -49,8 +49,13 @@ import numba
 import numpy as np
 
 from fastgd.kernels._numba_jit import jit, prange  # first: a missing numba is reported as such
-from fastgd.kernels._numba_lanes import (_gradient_block_lanes, _gram_chunk, _lane_tree, _lane_tree_ahead,
-                                        _one_feature_lanes)
+from fastgd.kernels._numba_lanes import (
+    _gradient_block_lanes,
+    _gram_chunk,
+    _lane_tree,
+    _lane_tree_ahead,
+    _one_feature_lanes,
+)
 from fastgd.kernels.numba_sgd_regressor import sgd_regressor_epochs  # noqa: F401  (SGDRegressor's kernel)
 
 NAME = "numba"
