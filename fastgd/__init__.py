@@ -25,9 +25,27 @@ from fastgd.errors import BackendFallbackWarning, DivergenceError, DivergenceWar
 __version__ = "0.1.0"
 
 __all__ = [
-    "forward", "loss", "cost", "gradient", "fit", "gd", "sgd", "minibatch_sgd",
-    "Fit", "DivergenceError", "DivergenceWarning", "FitInterrupted", "BackendFallbackWarning", "BackendInfo", "backends", "use",
-    "datasets", "schedules", "GDRegressor", "SGDRegressor", "__version__",
+    "forward",
+    "loss",
+    "cost",
+    "gradient",
+    "fit",
+    "gd",
+    "sgd",
+    "minibatch_sgd",
+    "Fit",
+    "DivergenceError",
+    "DivergenceWarning",
+    "FitInterrupted",
+    "BackendFallbackWarning",
+    "BackendInfo",
+    "backends",
+    "use",
+    "datasets",
+    "schedules",
+    "GDRegressor",
+    "SGDRegressor",
+    "__version__",
 ]
 
 
@@ -57,8 +75,9 @@ def forward(x: Any, w: Any, b: Optional[float] = None) -> Union[float, Any]:
     return _engine.forward(x, w, b)
 
 
-def loss(x: Any, y: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
-         delta: float = 1.0) -> Union[float, Any]:
+def loss(
+    x: Any, y: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse", delta: float = 1.0
+) -> Union[float, Any]:
     """Squared error ``(x·w (+ b) − y)²`` of one sample (or of each sample);
     with ``loss="huber"`` or ``"l1"``, torch's ``HuberLoss(delta)`` / ``L1Loss`` of it.
 
@@ -71,8 +90,9 @@ def loss(x: Any, y: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse"
     return _engine.loss(x, y, w, b, loss=loss, delta=delta)
 
 
-def cost(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
-         delta: float = 1.0) -> float:
+def cost(
+    xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse", delta: float = 1.0
+) -> float:
     """Mean squared error over all samples (torch's ``MSELoss()``); or the mean
     Huber (``loss="huber"``, ``delta``) or absolute (``loss="l1"``) error.
 
@@ -85,8 +105,9 @@ def cost(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "ms
     return _engine.cost(xs, ys, w, b, loss=loss, delta=delta)
 
 
-def gradient(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
-             delta: float = 1.0) -> Any:
+def gradient(
+    xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse", delta: float = 1.0
+) -> Any:
     """Gradient of :func:`cost`: ``∂w``, or ``(∂w, ∂b)`` when ``b`` is given.
 
     ``∂w = (2/n) Σ x_i (ŷ_i − y_i)``, ``∂b = (2/n) Σ (ŷ_i − y_i)``.
@@ -207,10 +228,27 @@ def fit(
     (2.0, 1.0)
     """
     return _engine.train(
-        X, y, lr=lr, epochs=epochs, batch_size=batch_size, w0=w0, b0=b0,
-        fit_intercept=fit_intercept, momentum=momentum, dampening=dampening, nesterov=nesterov,
-        weight_decay=weight_decay, shuffle=shuffle, seed=seed, exact=exact, callback=callback,
-        loss=loss, delta=delta, average=average, decay_intercept=decay_intercept, solver=solver,
+        X,
+        y,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        w0=w0,
+        b0=b0,
+        fit_intercept=fit_intercept,
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
+        weight_decay=weight_decay,
+        shuffle=shuffle,
+        seed=seed,
+        exact=exact,
+        callback=callback,
+        loss=loss,
+        delta=delta,
+        average=average,
+        decay_intercept=decay_intercept,
+        solver=solver,
     )
 
 
@@ -249,10 +287,27 @@ def gd(
     2.0
     """
     return fit(
-        X, y, batch_size=None, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
-        momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
-        shuffle=shuffle, seed=seed, exact=exact, callback=callback, loss=loss, delta=delta,
-        average=average, decay_intercept=decay_intercept, solver=solver,
+        X,
+        y,
+        batch_size=None,
+        lr=lr,
+        epochs=epochs,
+        w0=w0,
+        b0=b0,
+        fit_intercept=fit_intercept,
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
+        weight_decay=weight_decay,
+        shuffle=shuffle,
+        seed=seed,
+        exact=exact,
+        callback=callback,
+        loss=loss,
+        delta=delta,
+        average=average,
+        decay_intercept=decay_intercept,
+        solver=solver,
     )
 
 
@@ -291,10 +346,27 @@ def sgd(
     2.0
     """
     return fit(
-        X, y, batch_size=1, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
-        momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
-        shuffle=shuffle, seed=seed, exact=exact, callback=callback, loss=loss, delta=delta,
-        average=average, decay_intercept=decay_intercept, solver=solver,
+        X,
+        y,
+        batch_size=1,
+        lr=lr,
+        epochs=epochs,
+        w0=w0,
+        b0=b0,
+        fit_intercept=fit_intercept,
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
+        weight_decay=weight_decay,
+        shuffle=shuffle,
+        seed=seed,
+        exact=exact,
+        callback=callback,
+        loss=loss,
+        delta=delta,
+        average=average,
+        decay_intercept=decay_intercept,
+        solver=solver,
     )
 
 
@@ -331,11 +403,29 @@ def minibatch_sgd(
     2.0
     """
     return fit(
-        X, y, batch_size=batch_size, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
-        momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
-        shuffle=shuffle, seed=seed, exact=exact, callback=callback, loss=loss, delta=delta,
-        average=average, decay_intercept=decay_intercept, solver=solver,
+        X,
+        y,
+        batch_size=batch_size,
+        lr=lr,
+        epochs=epochs,
+        w0=w0,
+        b0=b0,
+        fit_intercept=fit_intercept,
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
+        weight_decay=weight_decay,
+        shuffle=shuffle,
+        seed=seed,
+        exact=exact,
+        callback=callback,
+        loss=loss,
+        delta=delta,
+        average=average,
+        decay_intercept=decay_intercept,
+        solver=solver,
     )
+
 
 def __getattr__(name: str) -> Any:
     # Heavier parts load on first use, so that `import fastgd` stays light.

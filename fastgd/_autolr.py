@@ -82,8 +82,8 @@ def _squared_norms(rows: Any, intercept_column: bool) -> np.ndarray:
             # cumsum adds in order; a bounded temporary of _CUMSUM_VALUES squares.
             step = max(1, _CUMSUM_VALUES // max(1, rows.shape[1]))
             for start in range(0, rows.shape[0], step):
-                squares = np.square(rows[start:start + step], dtype=np.float64)
-                norms[start:start + step] = np.cumsum(squares, axis=1)[:, -1]
+                squares = np.square(rows[start : start + step], dtype=np.float64)
+                norms[start : start + step] = np.cumsum(squares, axis=1)[:, -1]
         return norms + float(intercept_column)
 
 
@@ -91,8 +91,11 @@ def _blocked_scale(rows: Any, intercept_column: bool, full_batch: bool) -> float
     """Mean (or max) of the squared norms, one block of rows at a time."""
     total, largest = 0.0, 0.0
     for start in range(0, rows.shape[0], _BLOCK_ROWS):
-        block = _sparse.take_rows(rows, np.arange(start, min(rows.shape[0], start + _BLOCK_ROWS))) \
-            if _sparse.is_csr(rows) else rows[start:start + _BLOCK_ROWS]
+        block = (
+            _sparse.take_rows(rows, np.arange(start, min(rows.shape[0], start + _BLOCK_ROWS)))
+            if _sparse.is_csr(rows)
+            else rows[start : start + _BLOCK_ROWS]
+        )
         norms = _squared_norms(block, intercept_column)
         total += float(norms.sum())
         largest = max(largest, float(norms.max()))

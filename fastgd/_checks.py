@@ -69,8 +69,10 @@ class Options(NamedTuple):
         if self.schedule is None:
             return np.full(count, self.lr)
         if callable(self.schedule):
-            return np.array([scheduled_rate(self.schedule(epoch), epoch)
-                             for epoch in range(start, start + count)], dtype=np.float64)
+            return np.array(
+                [scheduled_rate(self.schedule(epoch), epoch) for epoch in range(start, start + count)],
+                dtype=np.float64,
+            )
         return self.schedule[start : start + count]
 
     def rate(self, epoch: int) -> float:
@@ -103,7 +105,9 @@ def _learning_rate(lr: Any, epochs: int) -> tuple:
         return _learning_rate(float(np.asarray(lr)), epochs)
     rates = numeric_array(lr, "lr", dtype=np.float64)
     if rates.ndim != 1:
-        raise ValueError(f"lr must be a number, a 1-D sequence of rates or a callable, got shape {rates.shape}")
+        raise ValueError(
+            f"lr must be a number, a 1-D sequence of rates or a callable, got shape {rates.shape}"
+        )
     if rates.shape[0] < epochs:
         raise ValueError(f"lr has {rates.shape[0]} rates but epochs={epochs}: one rate per epoch is needed")
     head = rates[:epochs]
@@ -141,8 +145,9 @@ def _from_pandas(value: Any, name: str) -> Any:
         nullable = True
         if column.isna().any():
             where = f" in column {label!r}" if frame is not None else ""
-            raise ValueError(f"{name} has missing values (pd.NA){where} of dtype {dtype}: "
-                             "drop or fill them first")
+            raise ValueError(
+                f"{name} has missing values (pd.NA){where} of dtype {dtype}: drop or fill them first"
+            )
         numpy_dtypes.append(np.dtype(inner))
     if not nullable:
         return value
@@ -240,9 +245,7 @@ def target_vector(y: Any, n_samples: int) -> Any:
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D (n,), got shape {y.shape}")
     if y.shape[0] != n_samples:
-        raise ValueError(
-            f"X and y have different numbers of samples: X has {n_samples}, y has {y.shape[0]}"
-        )
+        raise ValueError(f"X and y have different numbers of samples: X has {n_samples}, y has {y.shape[0]}")
     return y
 
 
@@ -376,13 +379,30 @@ def options(
     solver = check_choice(solver, "solver", SOLVERS)
     if solver == "gram":
         if exact:
-            raise ValueError("solver='gram' sums X^T X once, not in the reference's order: "
-                             "exact=True needs solver='stream' (or 'auto')")
+            raise ValueError(
+                "solver='gram' sums X^T X once, not in the reference's order: "
+                "exact=True needs solver='stream' (or 'auto')"
+            )
         if loss != "mse":
             raise ValueError(f"solver='gram' is for loss='mse' (got loss={loss!r}): use solver='stream'")
     return Options(
-        lr, epochs, batch_size, momentum, dampening, nesterov, weight_decay, shuffle, seed, exact, callback,
-        schedule, loss, delta, average_from, decay_intercept, solver,
+        lr,
+        epochs,
+        batch_size,
+        momentum,
+        dampening,
+        nesterov,
+        weight_decay,
+        shuffle,
+        seed,
+        exact,
+        callback,
+        schedule,
+        loss,
+        delta,
+        average_from,
+        decay_intercept,
+        solver,
     )
 
 

@@ -74,8 +74,14 @@ def _chunk_arrays(X: np.ndarray, y: np.ndarray, dtype: Any) -> Tuple[np.ndarray,
 
 
 def _chunk_sums(
-    X: np.ndarray, y: np.ndarray, params: np.ndarray, fit_intercept: bool, backend: str,
-    exact: bool, loss_spec: np.ndarray, want_gradient: bool = True,
+    X: np.ndarray,
+    y: np.ndarray,
+    params: np.ndarray,
+    fit_intercept: bool,
+    backend: str,
+    exact: bool,
+    loss_spec: np.ndarray,
+    want_gradient: bool = True,
 ) -> np.ndarray:
     """``[Σ ℓ(r), Σ x_j·ℓ'(r), (Σ ℓ'(r))]`` (float64) over one chunk; runs in a worker."""
     kernels = _single_threaded_kernels(backend)
@@ -85,9 +91,18 @@ def _chunk_sums(
 
 
 def _chunk_steps(
-    X: np.ndarray, y: np.ndarray, carried: Tuple[np.ndarray, ...], hyper: np.ndarray, nesterov: bool,
-    fit_intercept: bool, exact: bool, batch_size: int, rows: np.ndarray, backend: str,
-    loss_spec: np.ndarray, decayed: int,
+    X: np.ndarray,
+    y: np.ndarray,
+    carried: Tuple[np.ndarray, ...],
+    hyper: np.ndarray,
+    nesterov: bool,
+    fit_intercept: bool,
+    exact: bool,
+    batch_size: int,
+    rows: np.ndarray,
+    backend: str,
+    loss_spec: np.ndarray,
+    decayed: int,
 ) -> Tuple[Tuple[np.ndarray, ...], np.ndarray]:
     """The SGD steps over one chunk's rows in the order ``rows`` (empty: in
     order); runs in the worker that holds the chunk. ``carried`` is what
@@ -99,8 +114,25 @@ def _chunk_steps(
     params, velocity, steps, average, averaged = (np.array(value, copy=True) for value in carried)
     grad = np.zeros_like(params)
     stop = np.zeros(1, dtype=np.int64)
-    kernels.run_steps(X2, y1, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
-                      batch_size, rows, stop, loss_spec, decayed, average, averaged)
+    kernels.run_steps(
+        X2,
+        y1,
+        params,
+        grad,
+        velocity,
+        steps,
+        hyper,
+        nesterov,
+        fit_intercept,
+        exact,
+        batch_size,
+        rows,
+        stop,
+        loss_spec,
+        decayed,
+        average,
+        averaged,
+    )
     return (params, velocity, steps, average, averaged), params
 
 
@@ -168,9 +200,7 @@ def _prepare(X: Any, y: Any) -> Tuple[Any, Any, bool]:
     if not isinstance(X, da.Array):  # y is the dask array: X follows its chunks
         X = _checks.numeric_array(X, "X")
         if X.ndim not in (1, 2) or not isinstance(y, da.Array) or y.ndim < 1 or len(X) != y.shape[0]:
-            raise ValueError(
-                f"X (shape {X.shape}) must be a dask array, or have one row per element of y"
-            )
+            raise ValueError(f"X (shape {X.shape}) must be a dask array, or have one row per element of y")
         X = da.from_array(X, chunks=(y.chunks[0],) + (-1,) * (X.ndim - 1))
     if X.dtype.kind not in "biuf":
         raise TypeError(f"X must be numeric (real numbers), got dtype {X.dtype}")
@@ -193,8 +223,7 @@ def _prepare(X: Any, y: Any) -> Tuple[Any, Any, bool]:
         y = _checks.numeric_array(y, "y", dtype=X.dtype)
         if y.ndim == 0 or y.shape[0] != X.shape[0]:
             raise ValueError(
-                f"X and y have different numbers of samples: X has {X.shape[0]}, "
-                f"y has shape {y.shape}"
+                f"X and y have different numbers of samples: X has {X.shape[0]}, y has shape {y.shape}"
             )
         y = da.from_array(y, chunks=(X.chunks[0],) + (-1,) * (y.ndim - 1))
     if y.dtype.kind not in "biuf":
@@ -250,19 +279,24 @@ def train(
         # [A | y]ᵀ[A | y], added in chunk order.
         _gram.check(opts, n)
         gram = dask.delayed(_chunk_gram, pure=True)
-        M = _in_chunk_order(dask.compute(*[gram(xb, yb, fit_intercept, name, dtype)
-                                           for xb, yb in zip(x_blocks, y_blocks)]))
+        M = _in_chunk_order(
+            dask.compute(*[gram(xb, yb, fit_intercept, name, dtype) for xb, yb in zip(x_blocks, y_blocks)])
+        )
         if not np.isfinite(M).all():
             _raise_if_not_finite(x_blocks, y_blocks)
         mse = np.array([0, 1.0, 0.5], dtype=dtype)
 
         def stream(at: np.ndarray) -> np.ndarray:
             sums = dask.delayed(_chunk_sums, pure=True)
-            return _in_chunk_order(dask.compute(*[sums(xb, yb, at, fit_intercept, name, False, mse)
-                                                  for xb, yb in zip(x_blocks, y_blocks)]))
+            return _in_chunk_order(
+                dask.compute(
+                    *[sums(xb, yb, at, fit_intercept, name, False, mse) for xb, yb in zip(x_blocks, y_blocks)]
+                )
+            )
 
-        return _gram.train(M, n, _checks.Problem(X, y, params, scalar_model, fit_intercept), opts, name, state,
-                           stream)
+        return _gram.train(
+            M, n, _checks.Problem(X, y, params, scalar_model, fit_intercept), opts, name, state, stream
+        )
 
     arrays = Training(_checks.Problem(X, y, params, scalar_model, fit_intercept), opts, state)
     a = arrays
@@ -270,8 +304,10 @@ def train(
     def round_trip(at: np.ndarray, want_gradient: bool = True) -> np.ndarray:
         """Σ over all chunks, added in chunk order: one compute, one round trip."""
         sums = dask.delayed(_chunk_sums, pure=True)
-        tasks = [sums(xb, yb, at, fit_intercept, name, opts.exact, a.loss_spec, want_gradient)
-                 for xb, yb in zip(x_blocks, y_blocks)]
+        tasks = [
+            sums(xb, yb, at, fit_intercept, name, opts.exact, a.loss_spec, want_gradient)
+            for xb, yb in zip(x_blocks, y_blocks)
+        ]
         return _in_chunk_order(dask.compute(*tasks))
 
     costs: List[float] = []
@@ -286,10 +322,24 @@ def train(
         carried = (params, a.velocity, a.steps, a.average, a.averaged)
         moved = None
         for k, rows in _chunk_visits(chunk_sizes, rng):
-            carried, moved = run(x_blocks[k], y_blocks[k], carried, a.hyper, opts.nesterov, fit_intercept,
-                                 opts.exact, opts.batch_size, rows, name, a.loss_spec, a.decayed)
-        tasks = [cost(xb, yb, moved, fit_intercept, name, opts.exact, a.loss_spec, False)
-                 for xb, yb in zip(x_blocks, y_blocks)]
+            carried, moved = run(
+                x_blocks[k],
+                y_blocks[k],
+                carried,
+                a.hyper,
+                opts.nesterov,
+                fit_intercept,
+                opts.exact,
+                opts.batch_size,
+                rows,
+                name,
+                a.loss_spec,
+                a.decayed,
+            )
+        tasks = [
+            cost(xb, yb, moved, fit_intercept, name, opts.exact, a.loss_spec, False)
+            for xb, yb in zip(x_blocks, y_blocks)
+        ]
         final, *partials = dask.compute(carried, *tasks)
         for target, value in zip((params, a.velocity, a.steps, a.average, a.averaged), final):
             target[...] = value
@@ -308,9 +358,15 @@ def train(
         mean = a.mean(at_previous)
         loss = costs[epochs_run] if mean is None else round_trip(mean, False)[0] / n
         return Fit.from_params(
-            at if mean is None else mean, n_features=d, scalar_model=scalar_model,
-            fit_intercept=fit_intercept, losses=costs[:epochs_run], loss=loss, epochs_run=epochs_run,
-            backend=name, last=None if mean is None else at,
+            at if mean is None else mean,
+            n_features=d,
+            scalar_model=scalar_model,
+            fit_intercept=fit_intercept,
+            losses=costs[:epochs_run],
+            loss=loss,
+            epochs_run=epochs_run,
+            backend=name,
+            last=None if mean is None else at,
         )
 
     totals = round_trip(params)
@@ -331,7 +387,8 @@ def train(
             if not np.isfinite(cost):
                 raise DivergenceError(
                     f"the loss became {cost} during epoch {epoch}; lower lr",
-                    epoch=epoch, fit=result(True, epoch),
+                    epoch=epoch,
+                    fit=result(True, epoch),
                 )
             a.commit_epoch()
             if opts.callback is not None and opts.callback(epoch, result(False, epoch + 1)):

@@ -36,12 +36,15 @@ def train(
     """
     if _is_dask(X) or _is_dask(y):  # dask arrays run chunk by chunk (fastgd/_dask.py)
         if _sparse.is_sparse(X):
-            raise TypeError("X is scipy.sparse and y a dask array: sparse X trains in memory or memory-mapped, "
-                            "not on dask; pass y as a numpy array (y.compute())")
+            raise TypeError(
+                "X is scipy.sparse and y a dask array: sparse X trains in memory or memory-mapped, "
+                "not on dask; pass y as a numpy array (y.compute())"
+            )
         from fastgd import _dask
 
-        return _dask.train(X, y, w0=w0, b0=b0, fit_intercept=fit_intercept, backend=backend,
-                           state=state, **hyperparameters)
+        return _dask.train(
+            X, y, w0=w0, b0=b0, fit_intercept=fit_intercept, backend=backend, state=state, **hyperparameters
+        )
     # X's NaN/inf check waits for the first pass over X that the fit makes
     # anyway (the starting cost, or the Gram statistics): NaN or inf in X
     # makes it non-finite for any finite parameters (0·inf is NaN), and only
@@ -174,8 +177,11 @@ def _interruptible(kernels: Any, work: float, stop: np.ndarray, function: Any, *
     stop, and re-raises. Only the main thread receives signals: other
     threads call directly.
     """
-    if (work < BACKGROUND_MIN_WORK or not getattr(kernels, "RELEASES_GIL", False)
-            or threading.current_thread() is not threading.main_thread()):
+    if (
+        work < BACKGROUND_MIN_WORK
+        or not getattr(kernels, "RELEASES_GIL", False)
+        or threading.current_thread() is not threading.main_thread()
+    ):
         return function(*args)
     outcome: dict = {}
     finished = threading.Event()
@@ -195,8 +201,15 @@ def _interruptible(kernels: Any, work: float, stop: np.ndarray, function: Any, *
 
 
 def _stepped_epoch(
-    kernels: Any, problem: _checks.Problem, opts: _checks.Options, batch_size: int, arrays: Training,
-    rate: float, segments: Any, costs: np.ndarray, cost_of: Any,
+    kernels: Any,
+    problem: _checks.Problem,
+    opts: _checks.Options,
+    batch_size: int,
+    arrays: Training,
+    rate: float,
+    segments: Any,
+    costs: np.ndarray,
+    cost_of: Any,
 ) -> int:
     """One epoch fed to ``kernels.run_steps`` segment by segment (``segments``:
     the epoch's order in pieces), then its cost ``cost_of(params)``:
@@ -206,10 +219,29 @@ def _stepped_epoch(
     a.hyper[0] = rate
     for segment in segments:
         rows = segment.shape[0] or X.shape[0]  # an empty segment: the natural order, every row
-        if not _interruptible(kernels, float(rows) * X.size / X.shape[0], a.stop, kernels.run_steps, X, y,
-                              a.params, a.grad, a.velocity, a.steps, a.hyper, opts.nesterov,
-                              problem.fit_intercept, opts.exact, batch_size, segment, a.stop, a.loss_spec,
-                              a.decayed, a.average, a.averaged):
+        if not _interruptible(
+            kernels,
+            float(rows) * X.size / X.shape[0],
+            a.stop,
+            kernels.run_steps,
+            X,
+            y,
+            a.params,
+            a.grad,
+            a.velocity,
+            a.steps,
+            a.hyper,
+            opts.nesterov,
+            problem.fit_intercept,
+            opts.exact,
+            batch_size,
+            segment,
+            a.stop,
+            a.loss_spec,
+            a.decayed,
+            a.average,
+            a.averaged,
+        ):
             return 0
     costs[0] = cost_of(a.params)
     if not np.isfinite(costs[0]):
@@ -219,8 +251,11 @@ def _stepped_epoch(
 
 
 def run(
-    problem: _checks.Problem, opts: _checks.Options, kernels: Any,
-    state: Optional[OptimizerState] = None, statistics: Optional[np.ndarray] = None,
+    problem: _checks.Problem,
+    opts: _checks.Options,
+    kernels: Any,
+    state: Optional[OptimizerState] = None,
+    statistics: Optional[np.ndarray] = None,
 ) -> Fit:
     """The epoch loop over checked inputs.
 
@@ -244,9 +279,15 @@ def run(
         if mean is not None:
             loss = kernels.sums(X, y, mean, problem.fit_intercept, opts.exact, False, arrays.loss_spec)[0] / n
         return Fit.from_params(
-            at if mean is None else mean, n_features=d, scalar_model=problem.scalar_model,
-            fit_intercept=problem.fit_intercept, losses=history.losses(epochs_run), loss=loss,
-            epochs_run=epochs_run, backend=kernels.NAME, last=None if mean is None else at,
+            at if mean is None else mean,
+            n_features=d,
+            scalar_model=problem.scalar_model,
+            fit_intercept=problem.fit_intercept,
+            losses=history.losses(epochs_run),
+            loss=loss,
+            epochs_run=epochs_run,
+            backend=kernels.NAME,
+            last=None if mean is None else at,
         )
 
     def streamed_cost(at: np.ndarray) -> float:
@@ -257,11 +298,15 @@ def run(
         from fastgd import _gram
 
         def stream(at: np.ndarray) -> np.ndarray:
-            return kernels.sums(X, y, at.astype(X.dtype), problem.fit_intercept, False, True, arrays.loss_spec)
+            return kernels.sums(
+                X, y, at.astype(X.dtype), problem.fit_intercept, False, True, arrays.loss_spec
+            )
 
         # At p = 0 the form's anchor is exact from the statistics (cost yy/n);
         # elsewhere (w0, b0, a warm start) it starts from a streaming pass.
-        form = _gram.QuadraticCost(statistics, n, params, stream, None if not params.any() else stream(params))
+        form = _gram.QuadraticCost(
+            statistics, n, params, stream, None if not params.any() else stream(params)
+        )
         history = LossHistory(form.anchor_cost)
 
         def cost_of(at: np.ndarray) -> float:
@@ -299,14 +344,36 @@ def run(
             pending = history.reserve(count)
             if segments is not None or statistics is not None:
                 pieces = next(segments) if segments is not None else (next(orders),)
-                finite = _stepped_epoch(kernels, problem, opts, batch_size, arrays, rates[0], pieces, pending,
-                                        cost_of)
+                finite = _stepped_epoch(
+                    kernels, problem, opts, batch_size, arrays, rates[0], pieces, pending, cost_of
+                )
             else:
                 finite = _interruptible(
-                    kernels, float(count) * X.size, a.stop, kernels.run_epochs, X, y, params, a.grad,
-                    a.velocity, a.steps, a.previous, a.hyper, opts.nesterov, problem.fit_intercept,
-                    opts.exact, full_batch, batch_size, next(orders), pending, a.stop, rates, a.loss_spec,
-                    a.decayed, a.average, a.averaged,
+                    kernels,
+                    float(count) * X.size,
+                    a.stop,
+                    kernels.run_epochs,
+                    X,
+                    y,
+                    params,
+                    a.grad,
+                    a.velocity,
+                    a.steps,
+                    a.previous,
+                    a.hyper,
+                    opts.nesterov,
+                    problem.fit_intercept,
+                    opts.exact,
+                    full_batch,
+                    batch_size,
+                    next(orders),
+                    pending,
+                    a.stop,
+                    rates,
+                    a.loss_spec,
+                    a.decayed,
+                    a.average,
+                    a.averaged,
                 )
             if finite < count:
                 broken = history.epochs + finite
@@ -347,8 +414,9 @@ def forward(x: Any, w: Any, b: Optional[float] = None) -> Union[float, np.ndarra
     return _shape_output(_predictions(model), model)
 
 
-def loss(x: Any, y: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
-         delta: float = 1.0) -> Union[float, np.ndarray]:
+def loss(
+    x: Any, y: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse", delta: float = 1.0
+) -> Union[float, np.ndarray]:
     kind, delta = _checks.loss_options(loss, delta)
     model = _checks.model_inputs(x, w, b)
     targets = _checks.targets(y, model)
@@ -370,18 +438,21 @@ def _model_sums(xs: Any, ys: Any, w: Any, b: Any, want_gradient: bool, loss: str
     model = _checks.model_inputs(xs, w, b, x_name="xs")
     targets = _checks.targets(ys, model, "ys", "xs")
     loss_spec = np.array([kind, delta, 0.5], dtype=model.X.dtype)
-    totals = _kernels_for(model.X).sums(model.X, targets, model.params, model.has_intercept, False,
-                                        want_gradient, loss_spec)
+    totals = _kernels_for(model.X).sums(
+        model.X, targets, model.params, model.has_intercept, False, want_gradient, loss_spec
+    )
     return model, totals / model.X.shape[0]
 
 
-def cost(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
-         delta: float = 1.0) -> float:
+def cost(
+    xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse", delta: float = 1.0
+) -> float:
     return float(_model_sums(xs, ys, w, b, False, loss, delta)[1][0])
 
 
-def gradient(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
-             delta: float = 1.0) -> Any:
+def gradient(
+    xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse", delta: float = 1.0
+) -> Any:
     model, means = _model_sums(xs, ys, w, b, True, loss, delta)
     d = model.X.shape[1]
     dw = float(means[1]) if model.scalar_model else means[1 : 1 + d].astype(model.X.dtype)

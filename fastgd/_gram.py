@@ -99,9 +99,14 @@ class QuadraticCost:
     given.
     """
 
-    def __init__(self, M: np.ndarray, n: int, start: np.ndarray,
-                 stream: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-                 start_totals: Optional[np.ndarray] = None) -> None:
+    def __init__(
+        self,
+        M: np.ndarray,
+        n: int,
+        start: np.ndarray,
+        stream: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+        start_totals: Optional[np.ndarray] = None,
+    ) -> None:
         p = M.shape[0] - 1
         self.G, self.c, self.yy = M[:p, :p], M[:p, p], float(M[p, p])
         self.G_size = np.abs(self.G)
@@ -113,8 +118,11 @@ class QuadraticCost:
         else:
             anchor = np.asarray(start, dtype=np.float64).copy()
             q = np.einsum("ij,j->i", self.G, anchor)
-            cost = (float(np.einsum("i,i->", anchor, q)) - 2.0 * float(np.einsum("i,i->", self.c, anchor))
-                    + self.yy) / n
+            cost = (
+                float(np.einsum("i,i->", anchor, q))
+                - 2.0 * float(np.einsum("i,i->", self.c, anchor))
+                + self.yy
+            ) / n
             self.anchor, self.anchor_grad = anchor, 2.0 * (q - self.c) / n
             self.anchor_cost = max(cost, 0.0) if np.isfinite(cost) else cost
 
@@ -127,19 +135,29 @@ class QuadraticCost:
         """``(cost, gradient, magnitude)`` of the form around the anchor."""
         delta = np.asarray(at, dtype=np.float64) - self.anchor
         q = np.einsum("ij,j->i", self.G, delta)
-        cost = (self.anchor_cost + float(np.einsum("i,i->", self.anchor_grad, delta))
-                + float(np.einsum("i,i->", delta, q)) / self.n)
+        cost = (
+            self.anchor_cost
+            + float(np.einsum("i,i->", self.anchor_grad, delta))
+            + float(np.einsum("i,i->", delta, q)) / self.n
+        )
         size = np.abs(delta)
-        magnitude = (abs(self.anchor_cost) + float(np.einsum("i,i->", np.abs(self.anchor_grad), size))
-                     + float(np.einsum("i,i->", size, np.einsum("ij,j->i", self.G_size, size))) / self.n)
+        magnitude = (
+            abs(self.anchor_cost)
+            + float(np.einsum("i,i->", np.abs(self.anchor_grad), size))
+            + float(np.einsum("i,i->", size, np.einsum("ij,j->i", self.G_size, size))) / self.n
+        )
         # The exact cost is >= 0; rounding near a perfect fit may not be.
         return max(cost, 0.0) if np.isfinite(cost) else cost, self.anchor_grad + 2.0 * q / self.n, magnitude
 
     def cost_and_gradient(self, at: np.ndarray, epoch: int = -1) -> tuple:
         """``(cost, gradient)`` at ``at``, re-anchored there when the form would lose accuracy."""
         cost, grad, magnitude = self.estimate(at)
-        if (self.stream is not None and np.isfinite(cost) and magnitude > ANCHOR_FALL * cost
-                and self.anchor_cost > ANCHOR_FLOOR * self.yy / self.n):
+        if (
+            self.stream is not None
+            and np.isfinite(cost)
+            and magnitude > ANCHOR_FALL * cost
+            and self.anchor_cost > ANCHOR_FLOOR * self.yy / self.n
+        ):
             self._anchor_at(at, self.stream(at))
             self.anchors.append(epoch)
             return self.anchor_cost, self.anchor_grad.copy()
@@ -150,8 +168,13 @@ class QuadraticCost:
 
 
 def train(
-    M: np.ndarray, n: int, problem: _checks.Problem, opts: _checks.Options, backend: str,
-    state: Optional[OptimizerState] = None, stream: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+    M: np.ndarray,
+    n: int,
+    problem: _checks.Problem,
+    opts: _checks.Options,
+    backend: str,
+    state: Optional[OptimizerState] = None,
+    stream: Optional[Callable[[np.ndarray], np.ndarray]] = None,
 ) -> Fit:
     """The epochs of a full-batch fit on the statistics ``M`` of ``n`` samples.
 
@@ -162,8 +185,9 @@ def train(
     from fastgd.kernels.numpy_kernels import _average, _step
 
     dtype = problem.params.dtype
-    wide = _checks.Problem(problem.X, problem.y, problem.params.astype(np.float64), problem.scalar_model,
-                           problem.fit_intercept)
+    wide = _checks.Problem(
+        problem.X, problem.y, problem.params.astype(np.float64), problem.scalar_model, problem.fit_intercept
+    )
     a = Training(wide, opts, state)
     params = a.params
     d = problem.n_features
@@ -181,15 +205,21 @@ def train(
         mean = a.mean(at_previous)
         shown = at if mean is None else mean
         return Fit.from_params(
-            shown.astype(dtype), n_features=d, scalar_model=problem.scalar_model,
-            fit_intercept=problem.fit_intercept, losses=costs[:epochs_run],
-            loss=costs[epochs_run] if mean is None else form.estimate(mean)[0], epochs_run=epochs_run,
-            backend=backend, last=None if mean is None else at.astype(dtype),
+            shown.astype(dtype),
+            n_features=d,
+            scalar_model=problem.scalar_model,
+            fit_intercept=problem.fit_intercept,
+            losses=costs[:epochs_run],
+            loss=costs[epochs_run] if mean is None else form.estimate(mean)[0],
+            epochs_run=epochs_run,
+            backend=backend,
+            last=None if mean is None else at.astype(dtype),
         )
 
     if not np.isfinite(costs[0]):
-        raise DivergenceError("the loss of the starting parameters is not finite", epoch=0,
-                              fit=result(False, 0))
+        raise DivergenceError(
+            "the loss of the starting parameters is not finite", epoch=0, fit=result(False, 0)
+        )
     a.grad[:] = cost_and_gradient(params)[1]
     rates = opts.rates(0, opts.epochs) if opts.callback is None and opts.epochs <= 1 << 16 else None
     try:
@@ -200,15 +230,19 @@ def train(
             cost, a.grad[:] = cost_and_gradient(params, epoch)
             costs.append(cost)
             if not np.isfinite(cost):
-                raise DivergenceError(f"the loss became {cost} during epoch {epoch}; lower lr", epoch=epoch,
-                                      fit=result(True, epoch))
+                raise DivergenceError(
+                    f"the loss became {cost} during epoch {epoch}; lower lr",
+                    epoch=epoch,
+                    fit=result(True, epoch),
+                )
             a.commit_epoch()
             if opts.callback is not None and opts.callback(epoch, result(False, epoch + 1)):
                 break
     except KeyboardInterrupt as exc:
         done = len(costs) - 1 if np.isfinite(costs[-1]) else len(costs) - 2
-        raise FitInterrupted(f"fit interrupted after {done} epochs; .fit holds that state",
-                             fit=result(True, done)) from exc
+        raise FitInterrupted(
+            f"fit interrupted after {done} epochs; .fit holds that state", fit=result(True, done)
+        ) from exc
     if state is not None:
         state.save(a.velocity, a.steps[0])
     warn_if_runaway(costs)
@@ -235,15 +269,23 @@ def chosen(opts: _checks.Options, n: int, d: int, kernels: Any) -> bool:
     if opts.solver != "auto":
         return opts.solver == "gram"
     full_batch = opts.batch_size is None or opts.batch_size >= n
-    return (full_batch and opts.loss == "mse" and not opts.exact and n >= AUTO_MIN_SAMPLES
-            and opts.epochs >= AUTO_EPOCHS + AUTO_EPOCHS_PER_FEATURE * d and hasattr(kernels, "gram"))
+    return (
+        full_batch
+        and opts.loss == "mse"
+        and not opts.exact
+        and n >= AUTO_MIN_SAMPLES
+        and opts.epochs >= AUTO_EPOCHS + AUTO_EPOCHS_PER_FEATURE * d
+        and hasattr(kernels, "gram")
+    )
 
 
 def check(opts: _checks.Options, n: int) -> None:
     """``solver="gram"`` needs full-batch steps."""
     if opts.batch_size is not None and opts.batch_size < n:
-        raise ValueError(f"solver='gram' runs full-batch GD: batch_size={opts.batch_size} < n={n}; "
-                         "use batch_size=None or solver='stream'")
+        raise ValueError(
+            f"solver='gram' runs full-batch GD: batch_size={opts.batch_size} < n={n}; "
+            "use batch_size=None or solver='stream'"
+        )
 
 
 # Per-sample and mini-batch fits take their costs from the statistics (one
@@ -260,7 +302,15 @@ COST_EPOCHS_PER_FEATURE = 1 / 16
 def costs_from_statistics(opts: _checks.Options, X: Any, kernels: Any) -> bool:
     """Whether a per-sample or mini-batch fit takes its epochs' costs from the statistics."""
     n, d = X.shape
-    return (opts.solver == "auto" and opts.batch_size is not None and opts.batch_size < n
-            and opts.loss == "mse" and not opts.exact and isinstance(X, np.ndarray) and X.dtype == np.float64
-            and n >= AUTO_MIN_SAMPLES and opts.epochs >= COST_EPOCHS + COST_EPOCHS_PER_FEATURE * d
-            and hasattr(kernels, "gram"))
+    return (
+        opts.solver == "auto"
+        and opts.batch_size is not None
+        and opts.batch_size < n
+        and opts.loss == "mse"
+        and not opts.exact
+        and isinstance(X, np.ndarray)
+        and X.dtype == np.float64
+        and n >= AUTO_MIN_SAMPLES
+        and opts.epochs >= COST_EPOCHS + COST_EPOCHS_PER_FEATURE * d
+        and hasattr(kernels, "gram")
+    )

@@ -173,7 +173,9 @@ class use:
         except ValueError:
             # Exited in another context than the one that entered (e.g. a
             # generator resumed elsewhere): restore the value, not the token.
-            _selected.set(self._token.old_value if self._token.old_value is not contextvars.Token.MISSING else None)
+            _selected.set(
+                self._token.old_value if self._token.old_value is not contextvars.Token.MISSING else None
+            )
 
     def __repr__(self) -> str:
         return f"fastgd.use({self.name!r})"

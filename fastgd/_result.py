@@ -117,8 +117,10 @@ class Fit:
             self.w_last, self.b_last = self.w, self.b
 
     def __repr__(self) -> str:
-        w = self.w if isinstance(self.w, float) else np.array2string(
-            np.asarray(self.w), threshold=8, precision=6
+        w = (
+            self.w
+            if isinstance(self.w, float)
+            else np.array2string(np.asarray(self.w), threshold=8, precision=6)
         )
         return (
             f"Fit(w={w}, b={self.b}, loss={self.loss:.6g}, "

@@ -140,15 +140,32 @@ def shuffle(order: List[int], rng: List[int]) -> None:
         order[i], order[j] = order[j], order[i]
 
 
-def sgd_regressor_epochs(X: Any, data: Any, indices: Any, indptr: Any, sparse: bool, y: Any,
-                         sample_weight: Any, order: Any, coef: Any, average_coef: Any, q: Any,
-                         previous: Any, state: Any, config: Any, rng: Any, max_epochs: int,
-                         stop: Any) -> int:
+def sgd_regressor_epochs(
+    X: Any,
+    data: Any,
+    indices: Any,
+    indptr: Any,
+    sparse: bool,
+    y: Any,
+    sample_weight: Any,
+    order: Any,
+    coef: Any,
+    average_coef: Any,
+    q: Any,
+    previous: Any,
+    state: Any,
+    config: Any,
+    rng: Any,
+    max_epochs: int,
+    stop: Any,
+) -> int:
     """Up to ``max_epochs`` epochs over the rows ``order``; returns how many ran."""
     d = len(coef)
     if sparse:
-        rows = [(list(indices[indptr[i]:indptr[i + 1]]), list(data[indptr[i]:indptr[i + 1]]))
-                for i in range(len(indptr) - 1)]
+        rows = [
+            (list(indices[indptr[i] : indptr[i + 1]]), list(data[indptr[i] : indptr[i + 1]]))
+            for i in range(len(indptr) - 1)
+        ]
     else:
         every = list(range(d))
         rows = [(every, [float(v) for v in row]) for row in X]

@@ -95,7 +95,9 @@ class CSR(NamedTuple):
 
 def is_sparse(value: Any) -> bool:
     """A scipy.sparse matrix or array (recognised without importing scipy), or a :class:`CSR`."""
-    return isinstance(value, CSR) or (type(value).__module__.startswith("scipy.sparse") and hasattr(value, "tocoo"))
+    return isinstance(value, CSR) or (
+        type(value).__module__.startswith("scipy.sparse") and hasattr(value, "tocoo")
+    )
 
 
 def is_csr(value: Any) -> bool:
@@ -228,7 +230,9 @@ def kernels_for(kernels: Any) -> Any:
     sparse_kernels = importlib.import_module(module)
     reason = getattr(sparse_kernels, "unavailable_reason", lambda: None)()
     if reason is not None:
-        raise RuntimeError(f"X is sparse and the {kernels.NAME} backend's sparse kernels cannot run: {reason}")
+        raise RuntimeError(
+            f"X is sparse and the {kernels.NAME} backend's sparse kernels cannot run: {reason}"
+        )
     return sparse_kernels
 
 
@@ -270,8 +274,12 @@ def take_rows(X: CSR, rows: np.ndarray) -> CSR:
     indptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     take = np.repeat(starts - indptr[:-1], counts) + np.arange(int(indptr[-1]))
-    return CSR(_readonly(X.data[take]), _readonly(X.indices[take]),
-               _readonly(indptr.astype(X.indptr.dtype)), X.n_features)
+    return CSR(
+        _readonly(X.data[take]),
+        _readonly(X.indices[take]),
+        _readonly(indptr.astype(X.indptr.dtype)),
+        X.n_features,
+    )
 
 
 def scale_rows(X: CSR, scale: np.ndarray) -> CSR:
@@ -304,5 +312,6 @@ def reference_rows(X: CSR) -> list:
     indptr = X.indptr.tolist()
     columns = X.indices.tolist()
     values = X.data.tolist()
-    return [(columns[indptr[i] : indptr[i + 1]], values[indptr[i] : indptr[i + 1]])
-            for i in range(X.shape[0])]
+    return [
+        (columns[indptr[i] : indptr[i + 1]], values[indptr[i] : indptr[i + 1]]) for i in range(X.shape[0])
+    ]

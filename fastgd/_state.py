@@ -37,9 +37,7 @@ class OptimizerState:
         if self.steps == 0 or self.velocity is None:
             return None
         if len(self.velocity) != size:
-            raise ValueError(
-                f"optimizer state has {len(self.velocity)} parameters, the model has {size}"
-            )
+            raise ValueError(f"optimizer state has {len(self.velocity)} parameters, the model has {size}")
         return [float(v) for v in self.velocity]
 
     def save(self, velocity: Any, steps: int) -> None:
@@ -55,8 +53,7 @@ def optimizer_arrays(params: np.ndarray, opts: Any, state: Optional[OptimizerSta
     """What the kernels' SGD step works on, in the training dtype of ``params``:
     ``hyper = [lr, momentum, 1 - dampening, weight_decay]``, a gradient buffer,
     the momentum buffer and the step count (both from ``state`` when given)."""
-    hyper = np.array([opts.lr, opts.momentum, 1 - opts.dampening, opts.weight_decay],
-                     dtype=params.dtype)
+    hyper = np.array([opts.lr, opts.momentum, 1 - opts.dampening, opts.weight_decay], dtype=params.dtype)
     grad = np.zeros_like(params)
     velocity = np.zeros_like(params)
     steps = np.zeros(1, dtype=np.int64)

@@ -83,8 +83,12 @@ QUICK_BUDGET_S = 0.3
 # many rows; their figures are per sample, and ratios compare ns per sample.
 SLOW_ROWS = 2000
 QUICK_SLOW_ROWS = 300
-SLOW = {("backend", "numpy", "sgd"), ("backend", "numpy", "sgd-exact"), ("peer", "numpy-vec", "sgd"),
-        ("peer", "torch", "sgd")}
+SLOW = {
+    ("backend", "numpy", "sgd"),
+    ("backend", "numpy", "sgd-exact"),
+    ("peer", "numpy-vec", "sgd"),
+    ("peer", "torch", "sgd"),
+}
 # Which peer measures which kernel, and what it is.
 PEER_KERNELS = {
     "numpy-vec": ("sums", "gd", "sgd", "minibatch"),
@@ -131,15 +135,22 @@ TABLE_WIDTH = 100
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (under a minute)")
     parser.add_argument("--json", metavar="PATH", help="write every figure, the machine and versions here")
-    parser.add_argument("--plot", metavar="PATH", help="draw throughput against size per backend (matplotlib)")
+    parser.add_argument(
+        "--plot", metavar="PATH", help="draw throughput against size per backend (matplotlib)"
+    )
     parser.add_argument("--backend", metavar="NAME", help="measure only this backend (cuda only when named)")
     parser.add_argument("--sizes", metavar="N,N,...", help="numbers of samples (default 1e4,1e5,1e6,1e7)")
     parser.add_argument("--features", metavar="D,D,...", help="numbers of features (default 1,8,64)")
     parser.add_argument("--dtypes", metavar="T,T", default="float64,float32", help="float64 and/or float32")
-    parser.add_argument("--repeats", type=int, metavar="R", help="timed calls per figure (default 5; quick 3)")
+    parser.add_argument(
+        "--repeats", type=int, metavar="R", help="timed calls per figure (default 5; quick 3)"
+    )
     parser.add_argument("--no-peers", action="store_true", help="skip numpy, torch and scikit-learn")
-    parser.add_argument("--no-rows", action="store_true",
-                        help="skip the target rows (data far larger than the cache; a 10^7 x 8 Gram fit)")
+    parser.add_argument(
+        "--no-rows",
+        action="store_true",
+        help="skip the target rows (data far larger than the cache; a 10^7 x 8 Gram fit)",
+    )
 
 
 def _int_list(text: Optional[str], name: str) -> Optional[List[int]]:
@@ -182,8 +193,15 @@ def run(args: argparse.Namespace) -> int:
         for note in missing_peer_notes(peers):
             print(f"fastgd bench: {note}", file=sys.stderr)
     report = run_matrix(
-        sizes=sizes, features=features, dtypes=dtypes, backends=backends,
-        peers=peers, repeats=repeats, quick=quick, progress=True, rows=[] if args.no_rows else None,
+        sizes=sizes,
+        features=features,
+        dtypes=dtypes,
+        backends=backends,
+        peers=peers,
+        repeats=repeats,
+        quick=quick,
+        progress=True,
+        rows=[] if args.no_rows else None,
     )
     print(format_table(report))
     if args.json:
@@ -197,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 # --- what runs ---------------------------------------------------------------
+
 
 def select_backends(name: Optional[str] = None) -> List[str]:
     """Available backends to measure: every CPU one, or just ``name`` (cuda only when named)."""
@@ -214,8 +233,11 @@ def select_backends(name: Optional[str] = None) -> List[str]:
 # The module each peer needs, and how to install it (torch is in no extra of
 # fastgd's but the test one: it is a peer to compare against, nothing more).
 PEER_MODULES = {"numpy-vec": "numpy", "torch": "torch", "sklearn": "sklearn"}
-PEER_INSTALL = {"numpy-vec": "pip install numpy", "torch": "pip install torch",
-                "sklearn": "pip install 'fastgd[sklearn]'"}
+PEER_INSTALL = {
+    "numpy-vec": "pip install numpy",
+    "torch": "pip install torch",
+    "sklearn": "pip install 'fastgd[sklearn]'",
+}
 
 
 def available_peers() -> List[str]:
@@ -235,8 +257,12 @@ def available_peers() -> List[str]:
 
 def missing_peer_notes(peers: Sequence[str]) -> List[str]:
     """One line per peer not in ``peers``: that it is skipped, and how to install it."""
-    return [f"skipping the {peer} peer ({PEER_LABELS[peer]}): {PEER_MODULES[peer]} is not installed; "
-            f"{PEER_INSTALL[peer]}" for peer in PEERS if peer not in peers]
+    return [
+        f"skipping the {peer} peer ({PEER_LABELS[peer]}): {PEER_MODULES[peer]} is not installed; "
+        f"{PEER_INSTALL[peer]}"
+        for peer in PEERS
+        if peer not in peers
+    ]
 
 
 def _kernel_module(name: str) -> Any:
@@ -268,8 +294,9 @@ def _intercept(kernel: str, d: int) -> bool:
     return d > 1 and kernel in ("sgd", "sgd-exact")
 
 
-def _backend_call(module: Any, kernel: str, X: np.ndarray, y: np.ndarray,
-                  fit_intercept: Optional[bool] = None) -> Callable[[], Any]:
+def _backend_call(
+    module: Any, kernel: str, X: np.ndarray, y: np.ndarray, fit_intercept: Optional[bool] = None
+) -> Callable[[], Any]:
     """One epoch (or one sums pass) of ``kernel`` on the kernel interface, with
     the engine's own arrays (fastgd._engine.Training); ``fit_intercept``
     defaults to the matrix's choice (``_intercept``)."""
@@ -284,8 +311,19 @@ def _backend_call(module: Any, kernel: str, X: np.ndarray, y: np.ndarray,
     exact = kernel == "sgd-exact"
     lr = _rates(d).get(kernel, 0.1)
     problem = _checks.Problem(X, y, np.zeros(d + int(fit_intercept), dtype=X.dtype), False, fit_intercept)
-    opts = _checks.options(lr=lr, epochs=1, batch_size=batch, momentum=0.0, dampening=0.0, nesterov=False,
-                           weight_decay=0.0, shuffle=False, seed=None, exact=exact, callback=None)
+    opts = _checks.options(
+        lr=lr,
+        epochs=1,
+        batch_size=batch,
+        momentum=0.0,
+        dampening=0.0,
+        nesterov=False,
+        weight_decay=0.0,
+        shuffle=False,
+        seed=None,
+        exact=exact,
+        callback=None,
+    )
     a = Training(problem, opts, None)
     if kernel == "sums":
         return lambda: module.sums(X, y, a.params, False, False, True, a.loss_spec)
@@ -293,20 +331,43 @@ def _backend_call(module: Any, kernel: str, X: np.ndarray, y: np.ndarray,
     rates = opts.rates(0, 1)
     order = np.empty(0, dtype=np.int64)
     if full_batch:
-        a.grad[:] = (module.sums(X, y, a.params, fit_intercept, False, True, a.loss_spec)[1:] / n).astype(X.dtype)
+        a.grad[:] = (module.sums(X, y, a.params, fit_intercept, False, True, a.loss_spec)[1:] / n).astype(
+            X.dtype
+        )
 
     def call():
-        finite = module.run_epochs(X, y, a.params, a.grad, a.velocity, a.steps, a.previous, a.hyper, False,
-                                   fit_intercept, exact, full_batch, n if full_batch else batch, order, costs,
-                                   a.stop, rates, a.loss_spec, a.decayed, a.average, a.averaged)
+        finite = module.run_epochs(
+            X,
+            y,
+            a.params,
+            a.grad,
+            a.velocity,
+            a.steps,
+            a.previous,
+            a.hyper,
+            False,
+            fit_intercept,
+            exact,
+            full_batch,
+            n if full_batch else batch,
+            order,
+            costs,
+            a.stop,
+            rates,
+            a.loss_spec,
+            a.decayed,
+            a.average,
+            a.averaged,
+        )
         if finite != 1:
             raise RuntimeError(f"bench: {module.NAME} {kernel} diverged")
 
     return call
 
 
-def _statistics_epoch_call(module: Any, kernel: str, X: np.ndarray, y: np.ndarray,
-                           fit_intercept: bool) -> Tuple[Callable[[], Any], Callable[[], Any]]:
+def _statistics_epoch_call(
+    module: Any, kernel: str, X: np.ndarray, y: np.ndarray, fit_intercept: bool
+) -> Tuple[Callable[[], Any], Callable[[], Any]]:
     """One epoch of ``kernel`` as a long fit runs it when its costs come from
     the Gram statistics (fastgd/_engine.py's ``_stepped_epoch``): the steps
     (``run_steps``), then the cost from :class:`fastgd._gram.QuadraticCost`;
@@ -318,8 +379,19 @@ def _statistics_epoch_call(module: Any, kernel: str, X: np.ndarray, y: np.ndarra
     d = X.shape[1]
     batch = {"sgd": 1, "sgd-exact": 1, "minibatch": MINIBATCH}[kernel]
     problem = _checks.Problem(X, y, np.zeros(d + int(fit_intercept), dtype=X.dtype), False, fit_intercept)
-    opts = _checks.options(lr=_rates(d)[kernel], epochs=1, batch_size=batch, momentum=0.0, dampening=0.0,
-                           nesterov=False, weight_decay=0.0, shuffle=False, seed=None, exact=False, callback=None)
+    opts = _checks.options(
+        lr=_rates(d)[kernel],
+        epochs=1,
+        batch_size=batch,
+        momentum=0.0,
+        dampening=0.0,
+        nesterov=False,
+        weight_decay=0.0,
+        shuffle=False,
+        seed=None,
+        exact=False,
+        callback=None,
+    )
     a = Training(problem, opts, None)
     a.hyper[0] = opts.rates(0, 1)[0]
 
@@ -329,8 +401,25 @@ def _statistics_epoch_call(module: Any, kernel: str, X: np.ndarray, y: np.ndarra
     form = _gram.QuadraticCost(module.gram(X, y, fit_intercept), X.shape[0], a.params, stream)
 
     def call() -> float:
-        module.run_steps(X, y, a.params, a.grad, a.velocity, a.steps, a.hyper, False, fit_intercept, False, batch,
-                         NATURAL, a.stop, a.loss_spec, a.decayed, a.average, a.averaged)
+        module.run_steps(
+            X,
+            y,
+            a.params,
+            a.grad,
+            a.velocity,
+            a.steps,
+            a.hyper,
+            False,
+            fit_intercept,
+            False,
+            batch,
+            NATURAL,
+            a.stop,
+            a.loss_spec,
+            a.decayed,
+            a.average,
+            a.averaged,
+        )
         cost = form.cost(a.params)
         if not np.isfinite(cost):
             raise RuntimeError(f"bench: {module.NAME} {kernel} diverged")
@@ -368,8 +457,8 @@ def _numpy_call(kernel: str, X: np.ndarray, y: np.ndarray) -> Callable[[], Any]:
 
     def minibatch():
         for start in range(0, n, MINIBATCH):
-            xb = X[start:start + MINIBATCH]
-            r = xb @ w - y[start:start + MINIBATCH]
+            xb = X[start : start + MINIBATCH]
+            r = xb @ w - y[start : start + MINIBATCH]
             w[:] -= lr * (two / xb.shape[0]) * (xb.T @ r)
         r = X @ w - y
         return float(r @ r) / n
@@ -396,7 +485,7 @@ def _torch_call(kernel: str, X: np.ndarray, y: np.ndarray) -> Callable[[], Any]:
     def call():
         for start in range(0, n, batch):
             optimizer.zero_grad()
-            loss = loss_fn(model(Xt[start:start + batch]).squeeze(1), yt[start:start + batch])
+            loss = loss_fn(model(Xt[start : start + batch]).squeeze(1), yt[start : start + batch])
             loss.backward()
             optimizer.step()
         with torch.no_grad():  # the epoch's cost over all samples, as fastgd computes it
@@ -411,9 +500,17 @@ def _sklearn_call(kernel: str, X: np.ndarray, y: np.ndarray) -> Callable[[], Any
 
     d = X.shape[1]
     # scikit-learn's squared loss is half of fastgd's: eta0 = 2 lr takes the same steps.
-    estimator = SGDRegressor(loss="squared_error", penalty=None, learning_rate="constant",
-                             eta0=2 * _rates(d)[kernel], max_iter=1, tol=None, shuffle=False,
-                             fit_intercept=_intercept(kernel, d), average=False)
+    estimator = SGDRegressor(
+        loss="squared_error",
+        penalty=None,
+        learning_rate="constant",
+        eta0=2 * _rates(d)[kernel],
+        max_iter=1,
+        tol=None,
+        shuffle=False,
+        fit_intercept=_intercept(kernel, d),
+        average=False,
+    )
 
     def call():
         with warnings.catch_warnings():
@@ -424,11 +521,14 @@ def _sklearn_call(kernel: str, X: np.ndarray, y: np.ndarray) -> Callable[[], Any
 
 
 PEER_CALLS: Dict[str, Callable[[str, np.ndarray, np.ndarray], Callable[[], Any]]] = {
-    "numpy-vec": _numpy_call, "torch": _torch_call, "sklearn": _sklearn_call,
+    "numpy-vec": _numpy_call,
+    "torch": _torch_call,
+    "sklearn": _sklearn_call,
 }
 
 
 # --- the bandwidth probes ----------------------------------------------------
+
 
 def _size_bytes(text: str) -> int:
     """sysfs cache sizes: ``32768K``, ``2M``, ``512``."""
@@ -471,8 +571,11 @@ def far_bytes(quick: bool = False, llc: Optional[int] = None) -> int:
     larger than the last-level cache (``llc``, else :func:`llc_bytes`), and at
     most a sixteenth of the memory."""
     llc = llc or llc_bytes() or DEFAULT_LLC_BYTES
-    wanted = max(QUICK_FAR_MIN_BYTES, QUICK_FAR_LLC_MULTIPLE * llc) if quick else \
-        max(FAR_MIN_BYTES, FAR_LLC_MULTIPLE * llc)
+    wanted = (
+        max(QUICK_FAR_MIN_BYTES, QUICK_FAR_LLC_MULTIPLE * llc)
+        if quick
+        else max(FAR_MIN_BYTES, FAR_LLC_MULTIPLE * llc)
+    )
     memory = _memory_bytes()
     return min(wanted, memory // 16) if memory else wanted
 
@@ -536,9 +639,17 @@ def measure_probes(nbytes: int, repeats: int = PROBE_REPEATS) -> Dict[str, Dict[
     threads = {"all": numba.get_num_threads(), "one": 1}
     out = {}
     for name, label in (("all", "all-core"), ("one", "one-core")):
-        record: Dict[str, Any] = dict(kind="bandwidth", impl=label, kernel="read", dtype="float64",
-                                      threads=threads[name], accumulators=PROBE_ACCUMULATORS, bytes=rows.nbytes,
-                                      repeats=len(times[name]), times_s=times[name])
+        record: Dict[str, Any] = dict(
+            kind="bandwidth",
+            impl=label,
+            kernel="read",
+            dtype="float64",
+            threads=threads[name],
+            accumulators=PROBE_ACCUMULATORS,
+            bytes=rows.nbytes,
+            repeats=len(times[name]),
+            times_s=times[name],
+        )
         record.update(_timing(times[name], rows.size, rows.nbytes))
         record["max_gb_per_s"] = rows.nbytes / min(times[name]) / 1e9
         out[name] = record
@@ -587,9 +698,12 @@ def _timing(times: Sequence[float], rows: int, nbytes: int) -> Dict[str, Any]:
     """The figures of ``times`` (seconds) of calls over ``rows`` samples and ``nbytes`` bytes."""
     median, fastest, slowest = statistics.median(times), min(times), max(times)
     return dict(
-        median_s=median, min_s=fastest, max_s=slowest,
+        median_s=median,
+        min_s=fastest,
+        max_s=slowest,
         spread=(slowest - fastest) / median if median > 0 else 0.0,
-        ns_per_sample=median / rows * 1e9, min_ns_per_sample=fastest / rows * 1e9,
+        ns_per_sample=median / rows * 1e9,
+        min_ns_per_sample=fastest / rows * 1e9,
         gb_per_s=nbytes / median / 1e9 if median > 0 else 0.0,
     )
 
@@ -622,7 +736,9 @@ def _subprocess_seconds(code: str) -> float:
 
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.abspath(fastgd.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     return float(done.stdout.strip().splitlines()[-1])
 
@@ -650,6 +766,7 @@ def small_problems(repeats: int = 5) -> Dict[str, Any]:
 
 
 # --- the target rows -----------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class Row:
@@ -709,25 +826,100 @@ ROWS: List[Row] = [
     Row("gd epoch", "gd", "float32", 1, 0.85, probe="all", peer="numpy-vec"),
     Row("gd epoch", "gd", "float64", 8, 0.90, probe="all", peer="numpy-vec"),
     Row("gd epoch", "gd", "float64", 64, 0.90, probe="all", peer="numpy-vec"),
-    Row("sgd epoch", "sgd", "float64", 64, 0.65, probe="one", fit_intercept=True, peer="sklearn",
-        note="default mode, an epoch of a long fit: the steps, the cost from the statistics", costs="statistics"),
-    Row("minibatch", "minibatch", "float64", 64, 0.75, probe="one", peer="numpy-vec",
-        note="batches of 64, an epoch of a long fit: the steps, the cost from the statistics", costs="statistics"),
-    Row("gram", "gram", "float64", 8, 30.0, fit_intercept=True, n_samples=10**7, quick_n_samples=2 * 10**6,
-        epochs=100, peer="stream", note="100 GD epochs, solver='gram' against solver='stream', the same fit"),
+    Row(
+        "sgd epoch",
+        "sgd",
+        "float64",
+        64,
+        0.65,
+        probe="one",
+        fit_intercept=True,
+        peer="sklearn",
+        note="default mode, an epoch of a long fit: the steps, the cost from the statistics",
+        costs="statistics",
+    ),
+    Row(
+        "minibatch",
+        "minibatch",
+        "float64",
+        64,
+        0.75,
+        probe="one",
+        peer="numpy-vec",
+        note="batches of 64, an epoch of a long fit: the steps, the cost from the statistics",
+        costs="statistics",
+    ),
+    Row(
+        "gram",
+        "gram",
+        "float64",
+        8,
+        30.0,
+        fit_intercept=True,
+        n_samples=10**7,
+        quick_n_samples=2 * 10**6,
+        epochs=100,
+        peer="stream",
+        note="100 GD epochs, solver='gram' against solver='stream', the same fit",
+    ),
     # Issue 13: one SGDRegressor epoch (fit with max_iter=1, defaults, shuffle=False) against scikit-learn's.
-    Row("SGDRegr", "sgd-regressor", "float64", 1, 20.0, n_samples=1 << 22, quick_n_samples=1 << 20, peer="sklearn",
-        note="fit(max_iter=1), defaults, shuffle=False"),
-    Row("SGDRegr", "sgd-regressor", "float64", 8, None, n_samples=1 << 20, quick_n_samples=1 << 17, peer="sklearn",
-        note="fit(max_iter=1), defaults, shuffle=False"),
-    Row("SGDRegr", "sgd-regressor", "float64", 64, 4.0, n_samples=1 << 18, quick_n_samples=1 << 14, peer="sklearn",
-        note="fit(max_iter=1), defaults, shuffle=False"),
+    Row(
+        "SGDRegr",
+        "sgd-regressor",
+        "float64",
+        1,
+        20.0,
+        n_samples=1 << 22,
+        quick_n_samples=1 << 20,
+        peer="sklearn",
+        note="fit(max_iter=1), defaults, shuffle=False",
+    ),
+    Row(
+        "SGDRegr",
+        "sgd-regressor",
+        "float64",
+        8,
+        None,
+        n_samples=1 << 20,
+        quick_n_samples=1 << 17,
+        peer="sklearn",
+        note="fit(max_iter=1), defaults, shuffle=False",
+    ),
+    Row(
+        "SGDRegr",
+        "sgd-regressor",
+        "float64",
+        64,
+        4.0,
+        n_samples=1 << 18,
+        quick_n_samples=1 << 14,
+        peer="sklearn",
+        note="fit(max_iter=1), defaults, shuffle=False",
+    ),
     # Issue 16: an epoch on sparse CSR X (density 1e-3) against scikit-learn's SGDRegressor epoch on the same
     # matrix (n_samples=0: _sparse_row makes its own data).
-    Row("sparse sgd", "sparse-sgd", "float64", 100_000, 5.0, fit_intercept=True, n_samples=0, peer="sklearn",
-        note="CSR, density 1e-3, per-sample SGD"),
-    Row("sparse gd", "sparse-gd", "float64", 100_000, None, fit_intercept=True, n_samples=0, peer="sklearn",
-        note="CSR, density 1e-3, full-batch GD; sklearn's is an SGD epoch"),
+    Row(
+        "sparse sgd",
+        "sparse-sgd",
+        "float64",
+        100_000,
+        5.0,
+        fit_intercept=True,
+        n_samples=0,
+        peer="sklearn",
+        note="CSR, density 1e-3, per-sample SGD",
+    ),
+    Row(
+        "sparse gd",
+        "sparse-gd",
+        "float64",
+        100_000,
+        None,
+        fit_intercept=True,
+        n_samples=0,
+        peer="sklearn",
+        note="CSR, density 1e-3, full-batch GD; sklearn's is an SGD epoch",
+    ),
 ]
 # The Gram row's fits: its learning rate, and how close the two fits must be
 # (normwise relative, on the losses, w and b; fastgd/_gram.py's 1e-9).
@@ -763,11 +955,28 @@ def run_rows(rows: Sequence[Row], context: RowContext, bar: Any = None) -> List[
             data.clear()  # one data set at a time: each is far larger than the cache
             data[key] = _data(n, row.n_features, row.dtype)
         X, y = data[key]
-        record = dict(row=row.label, kind="row", kernel=row.kernel, impl=context.backend, dtype=row.dtype,
-                      n_features=row.n_features, n_samples=n, rows_run=n, fit_intercept=row.fit_intercept,
-                      epochs=row.epochs, bytes=X.nbytes + y.nbytes, repeats=context.repeats, probe=row.probe,
-                      goal=row.goal, goal_text=row.goal_text(), goal_short=row.goal_short(), note=row.note,
-                      peer=None, peer_ratio=None, peer_min_ratio=None)
+        record = dict(
+            row=row.label,
+            kind="row",
+            kernel=row.kernel,
+            impl=context.backend,
+            dtype=row.dtype,
+            n_features=row.n_features,
+            n_samples=n,
+            rows_run=n,
+            fit_intercept=row.fit_intercept,
+            epochs=row.epochs,
+            bytes=X.nbytes + y.nbytes,
+            repeats=context.repeats,
+            probe=row.probe,
+            goal=row.goal,
+            goal_text=row.goal_text(),
+            goal_short=row.goal_short(),
+            note=row.note,
+            peer=None,
+            peer_ratio=None,
+            peer_min_ratio=None,
+        )
         record.update(ROW_MEASURES[row.kernel](row, X, y, context))
         out.append(record)
     return out
@@ -791,21 +1000,39 @@ def _epoch_row(row: Row, X: np.ndarray, y: np.ndarray, context: RowContext) -> D
         frac = fraction_of(nbytes, out["median_s"], probe)
         min_frac = fraction_of(nbytes, out["min_s"], probe)
         met, status = bandwidth_verdict(frac, row.goal)
-        out.update(bandwidth_probe=row.probe, fraction_of_bandwidth=frac, min_fraction_of_bandwidth=min_frac,
-                   measured=frac, measured_from_min=min_frac, met=met, status=status)
+        out.update(
+            bandwidth_probe=row.probe,
+            fraction_of_bandwidth=frac,
+            min_fraction_of_bandwidth=min_frac,
+            measured=frac,
+            measured_from_min=min_frac,
+            met=met,
+            status=status,
+        )
     if row.peer in context.peers:
-        rows_run = min(n, QUICK_SLOW_ROWS if context.quick else SLOW_ROWS) \
-            if ("peer", row.peer, row.kernel) in SLOW else n
+        rows_run = (
+            min(n, QUICK_SLOW_ROWS if context.quick else SLOW_ROWS)
+            if ("peer", row.peer, row.kernel) in SLOW
+            else n
+        )
         peer_times = _measure(PEER_CALLS[row.peer](row.kernel, X[:rows_run], y[:rows_run]), context.repeats)
         peer = _timing(peer_times, rows_run, nbytes * rows_run // n)
-        out.update(peer=row.peer, peer_times_s=peer_times, peer_ns_per_sample=peer["ns_per_sample"],
-                   peer_ratio=peer["ns_per_sample"] / out["ns_per_sample"],
-                   peer_min_ratio=peer["min_ns_per_sample"] / out["min_ns_per_sample"])
+        out.update(
+            peer=row.peer,
+            peer_times_s=peer_times,
+            peer_ns_per_sample=peer["ns_per_sample"],
+            peer_ratio=peer["ns_per_sample"] / out["ns_per_sample"],
+            peer_min_ratio=peer["min_ns_per_sample"] / out["min_ns_per_sample"],
+        )
     if row.probe is None:  # a goal on the peer's ratio
         ratio = out.get("peer_ratio")
         met = None if ratio is None else ratio >= row.goal
-        out.update(measured=ratio, measured_from_min=out.get("peer_min_ratio"), met=met,
-                   status={True: "met", False: "MISSED", None: "n/a"}[met])
+        out.update(
+            measured=ratio,
+            measured_from_min=out.get("peer_min_ratio"),
+            met=met,
+            status={True: "met", False: "MISSED", None: "n/a"}[met],
+        )
     return out
 
 
@@ -831,8 +1058,9 @@ def _gram_row(row: Row, X: np.ndarray, y: np.ndarray, context: RowContext) -> Di
     fits: Dict[str, Any] = {}
 
     def fit(solver: str) -> None:
-        fits[solver] = fastgd.gd(X, y, lr=GRAM_LR, epochs=row.epochs, fit_intercept=row.fit_intercept,
-                                 solver=solver)
+        fits[solver] = fastgd.gd(
+            X, y, lr=GRAM_LR, epochs=row.epochs, fit_intercept=row.fit_intercept, solver=solver
+        )
 
     with fastgd.use(context.backend):
         stream = _measure(functools.partial(fit, "stream"), context.repeats)
@@ -845,10 +1073,20 @@ def _gram_row(row: Row, X: np.ndarray, y: np.ndarray, context: RowContext) -> Di
     difference = _relative_difference(fits["gram"], fits["stream"])
     same = difference <= GRAM_RTOL
     met = same and ratio >= row.goal
-    out.update(peer="stream", peer_times_s=stream, peer_median_s=stream_figures["median_s"],
-               peer_ns_per_sample=stream_figures["ns_per_sample"], peer_ratio=ratio, peer_min_ratio=min_ratio,
-               max_relative_difference=difference, same_result=same, measured=ratio, measured_from_min=min_ratio,
-               met=met, status="met" if met else ("MISSED" if same else "result differs"))
+    out.update(
+        peer="stream",
+        peer_times_s=stream,
+        peer_median_s=stream_figures["median_s"],
+        peer_ns_per_sample=stream_figures["ns_per_sample"],
+        peer_ratio=ratio,
+        peer_min_ratio=min_ratio,
+        max_relative_difference=difference,
+        same_result=same,
+        measured=ratio,
+        measured_from_min=min_ratio,
+        met=met,
+        status="met" if met else ("MISSED" if same else "result differs"),
+    )
     return out
 
 
@@ -864,14 +1102,16 @@ def _sgd_regressor_row(row: Row, X: np.ndarray, y: np.ndarray, context: RowConte
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # max_iter=1 with tol: a ConvergenceWarning
                 make().fit(X, y)
+
         return fit
 
     ours = fitter(lambda: SGDRegressor(max_iter=1, shuffle=False, backend=context.backend))
     ours()  # compiles on first use
     times = _measure(ours, context.repeats)
     n = X.shape[0]
-    out: Dict[str, Any] = dict(times_s=times, **_timing(times, n, X.nbytes + y.nbytes), measured=None,
-                               measured_from_min=None)
+    out: Dict[str, Any] = dict(
+        times_s=times, **_timing(times, n, X.nbytes + y.nbytes), measured=None, measured_from_min=None
+    )
     met: Optional[bool] = None
     if "sklearn" in context.peers:
         from sklearn.linear_model import SGDRegressor as Peer
@@ -880,9 +1120,15 @@ def _sgd_regressor_row(row: Row, X: np.ndarray, y: np.ndarray, context: RowConte
         peer = _timing(peer_times, n, X.nbytes + y.nbytes)
         ratio = peer["ns_per_sample"] / out["ns_per_sample"]
         met = None if row.goal is None else ratio >= row.goal
-        out.update(peer="sklearn", peer_times_s=peer_times, peer_ns_per_sample=peer["ns_per_sample"],
-                   peer_ratio=ratio, peer_min_ratio=peer["min_ns_per_sample"] / out["min_ns_per_sample"],
-                   measured=ratio, measured_from_min=peer["min_ns_per_sample"] / out["min_ns_per_sample"])
+        out.update(
+            peer="sklearn",
+            peer_times_s=peer_times,
+            peer_ns_per_sample=peer["ns_per_sample"],
+            peer_ratio=ratio,
+            peer_min_ratio=peer["min_ns_per_sample"] / out["min_ns_per_sample"],
+            measured=ratio,
+            measured_from_min=peer["min_ns_per_sample"] / out["min_ns_per_sample"],
+        )
     out.update(met=met, status={True: "met", False: "MISSED", None: "n/a"}[met])
     return out
 
@@ -906,46 +1152,102 @@ def _sparse_row(row: Row, X: np.ndarray, y: np.ndarray, context: RowContext) -> 
     from fastgd._state import Training
 
     d = row.n_features
-    n = min(QUICK_SPARSE_ROWS if context.quick else SPARSE_ROWS,
-            max(1000, context.far // (12 * max(1, int(SPARSE_DENSITY * d)))))
+    n = min(
+        QUICK_SPARSE_ROWS if context.quick else SPARSE_ROWS,
+        max(1000, context.far // (12 * max(1, int(SPARSE_DENSITY * d)))),
+    )
     Xs, ys, _ = datasets.make_sparse_linear(n, d, SPARSE_DENSITY, noise=0.1, seed=0, dtype=row.dtype)
     C = _sparse.as_csr(Xs)[0]
     ys = np.ascontiguousarray(ys)
     module = _sparse.kernels_for(_kernel_module(context.backend))
     full_batch = row.kernel == "sparse-gd"
     lr = 0.1 if full_batch else 1e-3  # |x_i|^2 is about 1e-3 d: per-sample steps need lr < 1 / (2e-3 d)
-    problem = _checks.Problem(C, ys, np.zeros(d + int(row.fit_intercept), dtype=C.dtype), False, row.fit_intercept)
-    opts = _checks.options(lr=lr, epochs=1, batch_size=None if full_batch else 1, momentum=0.0, dampening=0.0,
-                           nesterov=False, weight_decay=0.0, shuffle=False, seed=None, exact=False, callback=None)
+    problem = _checks.Problem(
+        C, ys, np.zeros(d + int(row.fit_intercept), dtype=C.dtype), False, row.fit_intercept
+    )
+    opts = _checks.options(
+        lr=lr,
+        epochs=1,
+        batch_size=None if full_batch else 1,
+        momentum=0.0,
+        dampening=0.0,
+        nesterov=False,
+        weight_decay=0.0,
+        shuffle=False,
+        seed=None,
+        exact=False,
+        callback=None,
+    )
     a = Training(problem, opts, None)
     costs, rates, order = np.empty(1), opts.rates(0, 1), np.empty(0, dtype=np.int64)
     if full_batch:
         a.grad[:] = module.sums(C, ys, a.params, row.fit_intercept, False, True, a.loss_spec)[1:] / n
 
     def epoch() -> None:
-        if module.run_epochs(C, ys, a.params, a.grad, a.velocity, a.steps, a.previous, a.hyper, False,
-                             row.fit_intercept, False, full_batch, n if full_batch else 1, order, costs, a.stop,
-                             rates, a.loss_spec, a.decayed, a.average, a.averaged) != 1:
+        if (
+            module.run_epochs(
+                C,
+                ys,
+                a.params,
+                a.grad,
+                a.velocity,
+                a.steps,
+                a.previous,
+                a.hyper,
+                False,
+                row.fit_intercept,
+                False,
+                full_batch,
+                n if full_batch else 1,
+                order,
+                costs,
+                a.stop,
+                rates,
+                a.loss_spec,
+                a.decayed,
+                a.average,
+                a.averaged,
+            )
+            != 1
+        ):
             raise RuntimeError(f"bench: {module.NAME} {row.kernel} diverged")
 
     nbytes = C.data.nbytes + C.indices.nbytes + C.indptr.nbytes + ys.nbytes
     times = _measure(epoch, context.repeats)
-    read = _timing(_measure(lambda: (C.data.sum(), C.indices.sum(), C.indptr.sum(), ys.sum()), context.repeats),
-                   n, nbytes)
+    read = _timing(
+        _measure(lambda: (C.data.sum(), C.indices.sum(), C.indptr.sum(), ys.sum()), context.repeats),
+        n,
+        nbytes,
+    )
     out: Dict[str, Any] = dict(times_s=times, **_timing(times, n, nbytes))
     one = context.probes.get("one")
-    out.update(n_samples=n, rows_run=n, bytes=nbytes, nnz=C.nnz, density=SPARSE_DENSITY,
-               read_median_s=read["median_s"], read_fraction=read["median_s"] / out["median_s"],
-               fraction_of_bandwidth=None if one is None else fraction_of(nbytes, out["median_s"], one),
-               measured=None, measured_from_min=None)
+    out.update(
+        n_samples=n,
+        rows_run=n,
+        bytes=nbytes,
+        nnz=C.nnz,
+        density=SPARSE_DENSITY,
+        read_median_s=read["median_s"],
+        read_fraction=read["median_s"] / out["median_s"],
+        fraction_of_bandwidth=None if one is None else fraction_of(nbytes, out["median_s"], one),
+        measured=None,
+        measured_from_min=None,
+    )
     met: Optional[bool] = None
     if "sklearn" in context.peers:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import SGDRegressor
 
         # scikit-learn's squared loss is half of fastgd's: eta0 = 2 lr takes the same steps.
-        peer_model = SGDRegressor(penalty=None, learning_rate="constant", eta0=2e-3, max_iter=1, tol=None,
-                                  shuffle=False, fit_intercept=row.fit_intercept)
+        peer_model = SGDRegressor(
+            penalty=None,
+            learning_rate="constant",
+            eta0=2e-3,
+            max_iter=1,
+            tol=None,
+            shuffle=False,
+            fit_intercept=row.fit_intercept,
+        )
 
         def peer_epoch() -> None:
             with warnings.catch_warnings():
@@ -955,19 +1257,34 @@ def _sparse_row(row: Row, X: np.ndarray, y: np.ndarray, context: RowContext) -> 
         peer = _timing(_measure(peer_epoch, context.repeats), n, nbytes)
         ratio, min_ratio = peer["median_s"] / out["median_s"], peer["min_s"] / out["min_s"]
         met = None if row.goal is None else ratio >= row.goal
-        out.update(peer="sklearn", peer_median_s=peer["median_s"], peer_ns_per_sample=peer["ns_per_sample"],
-                   peer_ratio=ratio, peer_min_ratio=min_ratio, measured=ratio, measured_from_min=min_ratio)
+        out.update(
+            peer="sklearn",
+            peer_median_s=peer["median_s"],
+            peer_ns_per_sample=peer["ns_per_sample"],
+            peer_ratio=ratio,
+            peer_min_ratio=min_ratio,
+            measured=ratio,
+            measured_from_min=min_ratio,
+        )
     out.update(met=met, status={True: "met", False: "MISSED", None: "n/a"}[met])
     return out
 
 
 ROW_MEASURES: Dict[str, Callable[[Row, np.ndarray, np.ndarray, RowContext], Dict[str, Any]]] = {
-    "sums": _epoch_row, "gd": _epoch_row, "sgd": _epoch_row, "sgd-exact": _epoch_row, "minibatch": _epoch_row,
-    "gram": _gram_row, "sgd-regressor": _sgd_regressor_row, "sparse-sgd": _sparse_row, "sparse-gd": _sparse_row,
+    "sums": _epoch_row,
+    "gd": _epoch_row,
+    "sgd": _epoch_row,
+    "sgd-exact": _epoch_row,
+    "minibatch": _epoch_row,
+    "gram": _gram_row,
+    "sgd-regressor": _sgd_regressor_row,
+    "sparse-sgd": _sparse_row,
+    "sparse-gd": _sparse_row,
 }
 
 
 # --- the matrix --------------------------------------------------------------
+
 
 def _rows_for(n: int, d: int, dtype: str, max_x_bytes: int) -> int:
     itemsize = 8 if dtype == "float64" else 4
@@ -1023,7 +1340,9 @@ def run_matrix(
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=1 + len(shapes) * len(impls) + len(rows), desc="fastgd bench", unit="figure", leave=False)
+        bar = tqdm(
+            total=1 + len(shapes) * len(impls) + len(rows), desc="fastgd bench", unit="figure", leave=False
+        )
     results: List[Dict[str, Any]] = []
     skipped: List[Dict[str, Any]] = []
     last: Dict[tuple, tuple] = {}  # (impl, kernel, dtype, d) -> (n, median seconds)
@@ -1048,8 +1367,16 @@ def run_matrix(
                     prev_n, prev_fastest = last[key]
                     projected = prev_fastest * rows_run / prev_n * (repeats + 1)
                     if projected > budget:
-                        skipped.append(dict(impl=impl, kernel=kernel, dtype=dtype, n_features=d, n_samples=n,
-                                            reason=f"projected {projected:.1f} s over the {budget:g} s budget"))
+                        skipped.append(
+                            dict(
+                                impl=impl,
+                                kernel=kernel,
+                                dtype=dtype,
+                                n_features=d,
+                                n_samples=n,
+                                reason=f"projected {projected:.1f} s over the {budget:g} s budget",
+                            )
+                        )
                         continue
                 Xr, yr = (X, y) if rows_run == n else (X[:rows_run], y[:rows_run])
                 if kind == "backend":
@@ -1058,19 +1385,37 @@ def run_matrix(
                     call = PEER_CALLS[impl](kernel, Xr, yr)
                 times = _measure(call, repeats)
                 last[key] = (rows_run, min(times))
-                record = dict(kind=kind, impl=impl, kernel=kernel, dtype=dtype, n_features=d, n_samples=n,
-                              rows_run=rows_run, fit_intercept=_intercept(kernel, d), bytes=nbytes * rows_run // n,
-                              repeats=repeats, times_s=times)
+                record = dict(
+                    kind=kind,
+                    impl=impl,
+                    kernel=kernel,
+                    dtype=dtype,
+                    n_features=d,
+                    n_samples=n,
+                    rows_run=rows_run,
+                    fit_intercept=_intercept(kernel, d),
+                    bytes=nbytes * rows_run // n,
+                    repeats=repeats,
+                    times_s=times,
+                )
                 record.update(_timing(times, rows_run, nbytes * rows_run // n))
                 results.append(record)
             del X, y
-        context = RowContext(backend=row_backend or "", peers=peers, repeats=repeats, probes=probes, quick=quick,
-                             far=far)
+        context = RowContext(
+            backend=row_backend or "", peers=peers, repeats=repeats, probes=probes, quick=quick, far=far
+        )
         row_records = run_rows(rows, context, bar) if row_backend is not None else []
         if row_backend is None and rows:
-            skipped.extend(dict(row=row.label, kernel=row.kernel, dtype=row.dtype, n_features=row.n_features,
-                                reason=f"target rows run on {' or '.join(ROW_BACKENDS)}, not measured here")
-                           for row in rows)
+            skipped.extend(
+                dict(
+                    row=row.label,
+                    kernel=row.kernel,
+                    dtype=row.dtype,
+                    n_features=row.n_features,
+                    reason=f"target rows run on {' or '.join(ROW_BACKENDS)}, not measured here",
+                )
+                for row in rows
+            )
     finally:
         if bar is not None:
             bar.close()
@@ -1078,13 +1423,29 @@ def run_matrix(
     small_figures = small_problems(repeats) if small else None
     report = {
         "machine": machine_info(),
-        "settings": dict(sizes=list(sizes), features=list(features), dtypes=list(dtypes), backends=backends,
-                         peers=peers, kernels=list(kernels), repeats=repeats, quick=quick,
-                         minibatch=MINIBATCH, max_x_bytes=max_x_bytes, budget_s=budget,
-                         learning_rates={str(d): _rates(d) for d in features}, row_backend=row_backend,
-                         rows=[dataclasses.asdict(row) for row in rows]),
-        "bandwidth": dict(probes, llc_bytes=llc, far_bytes=far, implausible_fraction=IMPLAUSIBLE_FRACTION,
-                          sequential_kernels=list(SEQUENTIAL_KERNELS)),
+        "settings": dict(
+            sizes=list(sizes),
+            features=list(features),
+            dtypes=list(dtypes),
+            backends=backends,
+            peers=peers,
+            kernels=list(kernels),
+            repeats=repeats,
+            quick=quick,
+            minibatch=MINIBATCH,
+            max_x_bytes=max_x_bytes,
+            budget_s=budget,
+            learning_rates={str(d): _rates(d) for d in features},
+            row_backend=row_backend,
+            rows=[dataclasses.asdict(row) for row in rows],
+        ),
+        "bandwidth": dict(
+            probes,
+            llc_bytes=llc,
+            far_bytes=far,
+            implausible_fraction=IMPLAUSIBLE_FRACTION,
+            sequential_kernels=list(SEQUENTIAL_KERNELS),
+        ),
         "results": results,
         "rows": row_records,
         "skipped": skipped,
@@ -1127,16 +1488,30 @@ def _add_ratios(results: List[Dict[str, Any]], probes: Dict[str, Dict[str, Any]]
 
 def _find(results, impl, kernel, dtype, d, n=None):
     """The record of the largest size (or ``n``) for these keys, or None."""
-    found = [r for r in results if r["kind"] == "backend" and r["impl"] == impl and r["kernel"] == kernel and r["dtype"] == dtype
-             and r["n_features"] == d and (n is None or r["n_samples"] == n)]
+    found = [
+        r
+        for r in results
+        if r["kind"] == "backend"
+        and r["impl"] == impl
+        and r["kernel"] == kernel
+        and r["dtype"] == dtype
+        and r["n_features"] == d
+        and (n is None or r["n_samples"] == n)
+    ]
     return max(found, key=lambda r: r["n_samples"]) if found else None
 
 
 def _min_ratio(record: Dict[str, Any], results: List[Dict[str, Any]], peer: str) -> Optional[float]:
     kernel = "sgd" if record["kernel"] == "sgd-exact" else record["kernel"]
     for other in results:
-        if (other["kind"], other["impl"], other["kernel"], other["dtype"], other["n_features"], other["n_samples"]) == (
-                "peer", peer, kernel, record["dtype"], record["n_features"], record["n_samples"]):
+        if (
+            other["kind"],
+            other["impl"],
+            other["kernel"],
+            other["dtype"],
+            other["n_features"],
+            other["n_samples"],
+        ) == ("peer", peer, kernel, record["dtype"], record["n_features"], record["n_samples"]):
             return other["min_ns_per_sample"] / record["min_ns_per_sample"]
     return None
 
@@ -1147,8 +1522,12 @@ def _shape(dtype: str, d: int, n: Optional[int] = None, intercept: bool = False)
     return text if n is None else f"{text} n={_count(n)}"
 
 
-def targets(results: List[Dict[str, Any]], backend: str = "numba", small: Optional[Dict[str, Any]] = None,
-            rows: Sequence[Dict[str, Any]] = ()) -> List[Dict[str, Any]]:
+def targets(
+    results: List[Dict[str, Any]],
+    backend: str = "numba",
+    small: Optional[Dict[str, Any]] = None,
+    rows: Sequence[Dict[str, Any]] = (),
+) -> List[Dict[str, Any]]:
     """The goals with the figures of this run: the target rows' (``rows``,
     from :func:`run_rows`), then the matrix's at the largest size measured
     and the small problems'.
@@ -1166,59 +1545,169 @@ def targets(results: List[Dict[str, Any]], backend: str = "numba", small: Option
             at, where = record, where or record
         else:
             at = f"{record['dtype']} d={record['n_features']} n={record['n_samples']}"
-            where = _shape(record["dtype"], record["n_features"], record["n_samples"],
-                           record.get("fit_intercept", False))
+            where = _shape(
+                record["dtype"], record["n_features"], record["n_samples"], record.get("fit_intercept", False)
+            )
         if status is None:
             status = {True: "met", False: "MISSED", None: ""}[met]
-        out.append(dict(target=name, short=short, goal=goal, measured=value, measured_from_min=value_min, met=met,
-                        status=status, at=at, where=where, unit=unit, source=source))
+        out.append(
+            dict(
+                target=name,
+                short=short,
+                goal=goal,
+                measured=value,
+                measured_from_min=value_min,
+                met=met,
+                status=status,
+                at=at,
+                where=where,
+                unit=unit,
+                source=source,
+            )
+        )
 
     for row in rows:
         unit = "fraction" if row["probe"] is not None else "x"
-        add(f"{row['row']} {row['dtype']} d={row['n_features']}: {row['goal_text']}"
-            + (f" ({row['note']})" if row["note"] else ""), row["row"], row["goal_text"], row["measured"],
-            row["measured_from_min"], row["met"], row, unit, "row", row["status"])
+        add(
+            f"{row['row']} {row['dtype']} d={row['n_features']}: {row['goal_text']}"
+            + (f" ({row['note']})" if row["note"] else ""),
+            row["row"],
+            row["goal_text"],
+            row["measured"],
+            row["measured_from_min"],
+            row["met"],
+            row,
+            unit,
+            "row",
+            row["status"],
+        )
     for dtype in ("float64", "float32"):
         for d in (1, 8, 64):
             gd = _find(results, backend, "gd", dtype, d)
             ratio = None if gd is None else gd["ratios"].get("numpy-vec")
             if ratio is not None:
-                add(f"gd epoch {dtype} d={d}: speed-up over numpy vectorised", "gd: x numpy-vec", ">= 10", ratio,
-                    _min_ratio(gd, results, "numpy-vec"), ratio >= 10, gd, "x")
+                add(
+                    f"gd epoch {dtype} d={d}: speed-up over numpy vectorised",
+                    "gd: x numpy-vec",
+                    ">= 10",
+                    ratio,
+                    _min_ratio(gd, results, "numpy-vec"),
+                    ratio >= 10,
+                    gd,
+                    "x",
+                )
     sgd = _find(results, backend, "sgd", "float64", 1)
     if sgd is not None:
-        add("sgd epoch float64 d=1 (default mode): ns per sample", "sgd: ns/sample", "<= 2", sgd["ns_per_sample"],
-            sgd["min_ns_per_sample"], sgd["ns_per_sample"] <= 2, sgd, "ns")
+        add(
+            "sgd epoch float64 d=1 (default mode): ns per sample",
+            "sgd: ns/sample",
+            "<= 2",
+            sgd["ns_per_sample"],
+            sgd["min_ns_per_sample"],
+            sgd["ns_per_sample"] <= 2,
+            sgd,
+            "ns",
+        )
     exact = _find(results, backend, "sgd-exact", "float64", 1)
     if exact is not None:
-        add("sgd epoch float64 d=1 (exact=True): ns per sample", "sgd-exact: ns/sample", "ref order",
-            exact["ns_per_sample"], exact["min_ns_per_sample"], None, exact, "ns")
-    wanted = (("sgd", "sklearn", 6, "sgd epoch float64 d=64 with intercept: speed-up over sklearn SGDRegressor",
-               "sgd: x sklearn"),
-              ("minibatch", "numpy-vec", 8, "minibatch 64x64 float64: speed-up over a numpy loop",
-               "minibatch: x numpy-vec"),
-              ("minibatch", "torch", 200, "minibatch 64x64 float64: speed-up over a torch.optim.SGD loop",
-               "minibatch: x torch"))
+        add(
+            "sgd epoch float64 d=1 (exact=True): ns per sample",
+            "sgd-exact: ns/sample",
+            "ref order",
+            exact["ns_per_sample"],
+            exact["min_ns_per_sample"],
+            None,
+            exact,
+            "ns",
+        )
+    wanted = (
+        (
+            "sgd",
+            "sklearn",
+            6,
+            "sgd epoch float64 d=64 with intercept: speed-up over sklearn SGDRegressor",
+            "sgd: x sklearn",
+        ),
+        (
+            "minibatch",
+            "numpy-vec",
+            8,
+            "minibatch 64x64 float64: speed-up over a numpy loop",
+            "minibatch: x numpy-vec",
+        ),
+        (
+            "minibatch",
+            "torch",
+            200,
+            "minibatch 64x64 float64: speed-up over a torch.optim.SGD loop",
+            "minibatch: x torch",
+        ),
+    )
     for kernel, peer, goal, name, short in wanted:
-        candidates = [r for r in results if r["kind"] == "backend" and r["impl"] == backend and r["kernel"] == kernel
-                      and r["dtype"] == "float64" and r["n_features"] == 64 and peer in r["ratios"]]
+        candidates = [
+            r
+            for r in results
+            if r["kind"] == "backend"
+            and r["impl"] == backend
+            and r["kernel"] == kernel
+            and r["dtype"] == "float64"
+            and r["n_features"] == 64
+            and peer in r["ratios"]
+        ]
         if candidates:
             record = max(candidates, key=lambda r: r["n_samples"])
             ratio = record["ratios"][peer]
-            add(name, short, f">= {goal}", ratio, _min_ratio(record, results, peer), ratio >= goal, record, "x")
+            add(
+                name,
+                short,
+                f">= {goal}",
+                ratio,
+                _min_ratio(record, results, peer),
+                ratio >= goal,
+                record,
+                "x",
+            )
     if small is not None:
-        add("tutorial run: fastgd.reference time / fastgd time", "tutorial: x reference", ">= 1",
-            small["tutorial_ratio"], small["tutorial_reference_min_s"] / small["tutorial_fastgd_min_s"],
-            small["tutorial_ratio"] >= 1, "3 samples, 100 epochs", "x", "small", where="n=3, 100 epochs")
-        add("import fastgd (s)", "import fastgd", "< 0.2", small["import_s"], small["import_min_s"],
-            small["import_s"] < 0.2, "fresh process", "s", "small")
-        add("first fit in a new process, warm cache (s)", "first fit, warm cache", "< 1", small["first_fit_s"],
-            small["first_fit_min_s"], small["first_fit_s"] < 1, "fresh process, 1000 samples, 10 epochs", "s",
-            "small", where="n=1000, 10 epochs")
+        add(
+            "tutorial run: fastgd.reference time / fastgd time",
+            "tutorial: x reference",
+            ">= 1",
+            small["tutorial_ratio"],
+            small["tutorial_reference_min_s"] / small["tutorial_fastgd_min_s"],
+            small["tutorial_ratio"] >= 1,
+            "3 samples, 100 epochs",
+            "x",
+            "small",
+            where="n=3, 100 epochs",
+        )
+        add(
+            "import fastgd (s)",
+            "import fastgd",
+            "< 0.2",
+            small["import_s"],
+            small["import_min_s"],
+            small["import_s"] < 0.2,
+            "fresh process",
+            "s",
+            "small",
+        )
+        add(
+            "first fit in a new process, warm cache (s)",
+            "first fit, warm cache",
+            "< 1",
+            small["first_fit_s"],
+            small["first_fit_min_s"],
+            small["first_fit_s"] < 1,
+            "fresh process, 1000 samples, 10 epochs",
+            "s",
+            "small",
+            where="n=1000, 10 epochs",
+        )
     return out
 
 
 # --- machine and versions ----------------------------------------------------
+
 
 def _loadavg() -> Optional[List[float]]:
     try:
@@ -1270,8 +1759,10 @@ def machine_info() -> Dict[str, Any]:
     try:
         from threadpoolctl import threadpool_info
 
-        blas = [{k: pool.get(k) for k in ("internal_api", "num_threads", "architecture", "version")}
-                for pool in threadpool_info()]
+        blas = [
+            {k: pool.get(k) for k in ("internal_api", "num_threads", "architecture", "version")}
+            for pool in threadpool_info()
+        ]
     except ImportError:
         pass
     threads["blas"] = blas
@@ -1285,13 +1776,23 @@ def machine_info() -> Dict[str, Any]:
         "platform": platform.platform(),
         "versions": versions,
         "threads": threads,
-        "env": {k: os.environ.get(k) for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "FASTGD_BACKEND")},
+        "env": {
+            k: os.environ.get(k)
+            for k in (
+                "NUMBA_NUM_THREADS",
+                "OMP_NUM_THREADS",
+                "OPENBLAS_NUM_THREADS",
+                "OPENBLAS_CORETYPE",
+                "OPENBLAS_L2_SIZE",
+                "FASTGD_BACKEND",
+            )
+        },
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
     }
 
 
 # --- output ------------------------------------------------------------------
+
 
 def _count(n: int) -> str:
     """A count in at most 5 characters: 300, 10k, 32.8k, 1.05M, 10M."""
@@ -1351,23 +1852,30 @@ def format_table(report: Dict[str, Any]) -> str:
     probes, one line per matrix figure, the target rows, the other targets."""
     machine = report["machine"]
     load = report["load_average"]["before"]
-    tail = (f", {machine['cores']} cores, numba threads {machine['threads'].get('numba')}, load "
-            + ("n/a" if not load else " ".join(f"{v:.1f}" for v in load)))
+    tail = f", {machine['cores']} cores, numba threads {machine['threads'].get('numba')}, load " + (
+        "n/a" if not load else " ".join(f"{v:.1f}" for v in load)
+    )
     head = f"fastgd bench — {machine['date'][:10]} — "
-    lines = [head + machine["cpu"][:max(8, TABLE_WIDTH - len(head) - len(tail))] + tail]
+    lines = [head + machine["cpu"][: max(8, TABLE_WIDTH - len(head) - len(tail))] + tail]
     bandwidth = report.get("bandwidth")
     if bandwidth:
         llc = bandwidth.get("llc_bytes")
-        lines.append(f"read probes: {bandwidth['all']['bytes'] / 2**20:.0f} MiB of float64 (LLC "
-                     f"{'unknown' if llc is None else f'{llc / 2**20:.0f} MiB'}), {PROBE_ACCUMULATORS} vector lanes "
-                     f"per thread, {bandwidth['all']['repeats']} calls")
+        lines.append(
+            f"read probes: {bandwidth['all']['bytes'] / 2**20:.0f} MiB of float64 (LLC "
+            f"{'unknown' if llc is None else f'{llc / 2**20:.0f} MiB'}), {PROBE_ACCUMULATORS} vector lanes "
+            f"per thread, {bandwidth['all']['repeats']} calls"
+        )
         for name in ("all", "one"):
             probe = bandwidth[name]
             threads = f"{probe['threads']} thread{'s' if probe['threads'] != 1 else ''}"
-            lines.append(f"  {probe['impl']} ({threads}): {probe['max_gb_per_s']:.1f} GB/s (fastest call, the "
-                         f"figure), median {probe['gb_per_s']:.1f}, spread {probe['spread']:.0%}")
+            lines.append(
+                f"  {probe['impl']} ({threads}): {probe['max_gb_per_s']:.1f} GB/s (fastest call, the "
+                f"figure), median {probe['gb_per_s']:.1f}, spread {probe['spread']:.0%}"
+            )
         if bandwidth["all"]["max_gb_per_s"] < bandwidth["one"]["max_gb_per_s"]:
-            lines.append("  (the all-core read was slower than the one-core read: other load on the machine?)")
+            lines.append(
+                "  (the all-core read was slower than the one-core read: other load on the machine?)"
+            )
     lines += [
         "%bw: GB/s (X, y read once) over the all-core (a) or one-core (1) read; c: X, y fit in the LLC",
         f"(can beat memory); !: over {IMPLAUSIBLE_FRACTION:.0%}, implausible; peers: their time / ours "
@@ -1376,10 +1884,21 @@ def format_table(report: Dict[str, Any]) -> str:
         f"{'%bw':>8} peers",
     ]
     order = {k: i for i, k in enumerate(KERNELS)}
-    records = sorted(report["results"], key=lambda r: (r["dtype"], r["n_features"], order.get(r["kernel"], 99),
-                                                       r["n_samples"], r["kind"] != "backend", r["impl"]))
+    records = sorted(
+        report["results"],
+        key=lambda r: (
+            r["dtype"],
+            r["n_features"],
+            order.get(r["kernel"], 99),
+            r["n_samples"],
+            r["kind"] != "backend",
+            r["impl"],
+        ),
+    )
     for r in records:
-        peers = " ".join(f"{PEER_SHORT.get(peer, peer)} {_x(value)}" for peer, value in r.get("ratios", {}).items())
+        peers = " ".join(
+            f"{PEER_SHORT.get(peer, peer)} {_x(value)}" for peer, value in r.get("ratios", {}).items()
+        )
         bw = _bw(r.get("fraction_of_bandwidth"), r.get("bandwidth_probe"), r.get("in_cache", False))
         lines.append(
             f"{r['kernel']:<9} {r['impl']:<9} {r['dtype'].replace('float', 'f'):<3} {r['n_features']:>3} "
@@ -1401,7 +1920,11 @@ def format_table(report: Dict[str, Any]) -> str:
             unit = "fraction" if r["probe"] is not None else "x"
             bw = _bw(r.get("fraction_of_bandwidth"), r["probe"])
             best = "" if r["measured_from_min"] is None else _value(r["measured_from_min"], unit)
-            peer = "" if r["peer_ratio"] is None else f"{PEER_SHORT.get(r['peer'], r['peer'])} {_x(r['peer_ratio'])}"
+            peer = (
+                ""
+                if r["peer_ratio"] is None
+                else f"{PEER_SHORT.get(r['peer'], r['peer'])} {_x(r['peer_ratio'])}"
+            )
             d = f"{r['n_features']}{'+b' if r['fit_intercept'] else ''}"
             lines.append(
                 f"{r['row']:<10} {r['dtype'].replace('float', 'f'):<3} {d:>5} {_count(r['n_samples']):>6} "
@@ -1411,16 +1934,20 @@ def format_table(report: Dict[str, Any]) -> str:
         for r in report["rows"]:
             if r.get("statistics_times_s"):
                 pass_s = min(r["statistics_times_s"])
-                lines.append(f"  {r['row']} d={r['n_features']}: costs from the statistics; their pass, once per "
-                             f"fit: {_ms(pass_s)} ms ({pass_s / r['median_s']:.1f} epochs)")
+                lines.append(
+                    f"  {r['row']} d={r['n_features']}: costs from the statistics; their pass, once per "
+                    f"fit: {_ms(pass_s)} ms ({pass_s / r['median_s']:.1f} epochs)"
+                )
     if row_skips:
         lines.append(f"target rows skipped: {row_skips[0]['reason']}")
     others = [t for t in report.get("targets", []) if t.get("source") != "row"]
     if others:
         lines.append(f"  {'other targets':<22} {'at':<18} {'median':>8} {'fastest':>8} {'goal':<9} status")
         for t in others:
-            lines.append(f"  {t['short']:<22} {t['where']:<18} {_value(t['measured'], t['unit']):>8} "
-                         f"{_value(t['measured_from_min'], t['unit']):>8} {t['goal']:<9} {t['status']}".rstrip())
+            lines.append(
+                f"  {t['short']:<22} {t['where']:<18} {_value(t['measured'], t['unit']):>8} "
+                f"{_value(t['measured_from_min'], t['unit']):>8} {t['goal']:<9} {t['status']}".rstrip()
+            )
     return "\n".join(lines)
 
 
@@ -1444,22 +1971,42 @@ def plot(report: Dict[str, Any], path: str) -> None:
         for r in report["results"]:
             if r["kernel"] == kernel:
                 lines.setdefault((r["impl"], r["dtype"], r["n_features"]), []).append(
-                    (r["n_samples"], r["n_samples"] / r["median_s"]))
+                    (r["n_samples"], r["n_samples"] / r["median_s"])
+                )
         for (impl, dtype, d), points in sorted(lines.items()):
             points.sort()
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o",
-                    linestyle="-" if dtype == "float64" else "--", label=f"{impl} {dtype} d={d}")
+            ax.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                marker="o",
+                linestyle="-" if dtype == "float64" else "--",
+                label=f"{impl} {dtype} d={d}",
+            )
         probe = bandwidth.get(probe_for(kernel))
         for dtype, d in sorted({(dtype, d) for _, dtype, d in lines} if probe else ()):
-            sizes = sorted({n for (_, dt, dd), points in lines.items() if (dt, dd) == (dtype, d) for n, _ in points})
+            sizes = sorted(
+                {n for (_, dt, dd), points in lines.items() if (dt, dd) == (dtype, d) for n, _ in points}
+            )
             per_sample = (d + 1) * (8 if dtype == "float64" else 4)
             rate = probe["max_gb_per_s"] * 1e9 / per_sample
-            ax.plot([sizes[0], sizes[-1]], [rate, rate], linestyle=":", color="grey", linewidth=1,
-                    label=f"{probe['impl']} read, {dtype} d={d}")
+            ax.plot(
+                [sizes[0], sizes[-1]],
+                [rate, rate],
+                linestyle=":",
+                color="grey",
+                linewidth=1,
+                label=f"{probe['impl']} read, {dtype} d={d}",
+            )
         for r in rows:
             if r["kernel"] == kernel:
-                ax.plot([r["n_samples"]], [r["n_samples"] / r["median_s"]], marker="*", markersize=10,
-                        linestyle="none", label=f"row: {r['impl']} {r['dtype']} d={r['n_features']}")
+                ax.plot(
+                    [r["n_samples"]],
+                    [r["n_samples"] / r["median_s"]],
+                    marker="*",
+                    markersize=10,
+                    linestyle="none",
+                    label=f"row: {r['impl']} {r['dtype']} d={r['n_features']}",
+                )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(kernel)
@@ -1469,7 +2016,9 @@ def plot(report: Dict[str, Any], path: str) -> None:
     if rows:
         ax = axes[0][-1]
         labels = [f"{r['row']} {r['dtype'].replace('float', 'f')} d={r['n_features']}" for r in rows]
-        values = [0.0 if r["measured"] is None or r["goal"] is None else r["measured"] / r["goal"] for r in rows]
+        values = [
+            0.0 if r["measured"] is None or r["goal"] is None else r["measured"] / r["goal"] for r in rows
+        ]
         ax.barh(range(len(rows)), values, color=["tab:green" if r["met"] else "tab:red" for r in rows])
         ax.axvline(1.0, color="black", linewidth=1)
         ax.set_yticks(range(len(rows)))

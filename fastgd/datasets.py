@@ -116,8 +116,14 @@ def make_linear(
     ((10,), 2.0)
     """
     return _make_linear(
-        n_samples, n_features, coef=coef, intercept=intercept, noise=noise, seed=seed,
-        dtype=dtype, out=out,
+        n_samples,
+        n_features,
+        coef=coef,
+        intercept=intercept,
+        noise=noise,
+        seed=seed,
+        dtype=dtype,
+        out=out,
     )
 
 
@@ -195,6 +201,7 @@ def _make_linear(
     # would pay the page faults of a new allocation every time.
     buffers = threading.local()
     try:
+
         def write(block: Tuple[int, int, int]) -> int:
             b, start, stop = block
             if not hasattr(buffers, "X"):
@@ -286,13 +293,32 @@ def make_sparse_linear(
     >>> bool(np.allclose(y, X @ coef))
     True
     """
-    return _make_sparse_linear(n_samples, n_features, density, coef=coef, intercept=intercept, noise=noise,
-                               seed=seed, dtype=dtype, index_dtype=index_dtype, out=out)
+    return _make_sparse_linear(
+        n_samples,
+        n_features,
+        density,
+        coef=coef,
+        intercept=intercept,
+        noise=noise,
+        seed=seed,
+        dtype=dtype,
+        index_dtype=index_dtype,
+        out=out,
+    )
 
 
 def _make_sparse_linear(
-    n_samples: Any, n_features: Any, density: Any = 0.01, *, coef: Any = None, intercept: Any = 0.0,
-    noise: Any = 0.0, seed: Any = 0, dtype: Any = "float64", index_dtype: Any = "int32", out: Any = None,
+    n_samples: Any,
+    n_features: Any,
+    density: Any = 0.01,
+    *,
+    coef: Any = None,
+    intercept: Any = 0.0,
+    noise: Any = 0.0,
+    seed: Any = 0,
+    dtype: Any = "float64",
+    index_dtype: Any = "int32",
+    out: Any = None,
     threads: Optional[int] = None,
 ) -> Tuple[Any, np.ndarray, np.ndarray]:
     """:func:`make_sparse_linear` with the thread count."""
@@ -360,14 +386,26 @@ def _make_sparse_linear(
 
     folder = os.fspath(out)
     os.makedirs(folder, exist_ok=True)
-    writers = {name: _NpyWriter(folder, f"{name}.npy", shape, kind) for name, shape, kind in (
-        ("data", (nnz,), dt), ("indices", (nnz,), idx), ("indptr", (n + 1,), idx), ("y", (n,), dt),
-        ("shape", (2,), np.dtype(np.int64)))}
+    writers = {
+        name: _NpyWriter(folder, f"{name}.npy", shape, kind)
+        for name, shape, kind in (
+            ("data", (nnz,), dt),
+            ("indices", (nnz,), idx),
+            ("indptr", (n + 1,), idx),
+            ("y", (n,), dt),
+            ("shape", (2,), np.dtype(np.int64)),
+        )
+    }
     try:
+
         def write(block: Tuple[int, int, int]) -> int:
             b, start, stop = block
             a, z = int(indptr[start]), int(indptr[stop])
-            data, indices, y = np.empty(z - a, dtype=dt), np.empty(z - a, dtype=idx), np.empty(stop - start, dtype=dt)
+            data, indices, y = (
+                np.empty(z - a, dtype=dt),
+                np.empty(z - a, dtype=idx),
+                np.empty(stop - start, dtype=dt),
+            )
             spec.fill(b, start, stop, data, indices, y)
             writers["data"].write(data, a)
             writers["indices"].write(indices, a)
@@ -382,7 +420,9 @@ def _make_sparse_linear(
     finally:
         for writer in writers.values():
             writer.discard()
-    arrays = [np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r") for name in ("data", "indices", "indptr")]
+    arrays = [
+        np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r") for name in ("data", "indices", "indptr")
+    ]
     X = _csr_matrix(arrays[0], arrays[1], arrays[2], (n, d))
     return X, np.load(os.path.join(folder, "y.npy"), mmap_mode="r"), weights
 
@@ -433,8 +473,9 @@ class _SparseSpec:
             flat = flat[: np.searchsorted(flat, size)]
         return flat % self.d, flat // self.d
 
-    def fill(self, block: int, start: int, stop: int, data: np.ndarray, indices: np.ndarray,
-             y: np.ndarray) -> None:
+    def fill(
+        self, block: int, start: int, stop: int, data: np.ndarray, indices: np.ndarray, y: np.ndarray
+    ) -> None:
         rng = self.stream(block)
         columns, row_of = self.positions(rng, start, stop)
         indices[:] = columns

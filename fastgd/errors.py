@@ -77,7 +77,7 @@ def is_runaway(costs: "Sequence[float]") -> bool:
     epochs = len(costs) - 1
     if epochs < 2 or not costs[-1] > RUNAWAY_FACTOR * costs[0] or not costs[0] > 0:
         return False
-    recent = costs[-1 - min(RUNAWAY_EPOCHS, epochs):]
+    recent = costs[-1 - min(RUNAWAY_EPOCHS, epochs) :]
     return all(later >= RUNAWAY_GROWTH * earlier for earlier, later in zip(recent[:-1], recent[1:]))
 
 

@@ -258,8 +258,14 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         tol, patience = self._check_early_stopping()
         stopper = None if tol is None else _EarlyStopping(tol, patience)
         self._train(
-            X, y, sample_weight, epochs=self.epochs, seed=self._seed(), warm=warm,
-            stopper=stopper, bar=bool(self.progress),
+            X,
+            y,
+            sample_weight,
+            epochs=self.epochs,
+            seed=self._seed(),
+            warm=warm,
+            stopper=stopper,
+            bar=bool(self.progress),
         )
         return self
 
@@ -285,7 +291,14 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         else:
             seed = None
         self._train(
-            X, y, sample_weight, epochs=1, seed=seed, warm=not first, stopper=None, bar=False,
+            X,
+            y,
+            sample_weight,
+            epochs=1,
+            seed=seed,
+            warm=not first,
+            stopper=None,
+            bar=False,
             partial=True,
         )
         return self
@@ -303,7 +316,11 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self, "coef_")
         X = validate_data(
-            self, _as_numpy(X), reset=False, dtype=[np.float64, np.float32], order="C",
+            self,
+            _as_numpy(X),
+            reset=False,
+            dtype=[np.float64, np.float32],
+            order="C",
             accept_sparse=_SPARSE_FORMATS,
         )
         b = float(self.intercept_) if self.fit_intercept else None
@@ -329,8 +346,14 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         # Sparse X (any scipy.sparse format; others become CSR here) is made
         # canonical CSR once (fastgd/_sparse.py), never dense.
         X, y = validate_data(
-            self, _as_numpy(X), _as_numpy(y), reset=reset, dtype=[np.float64, np.float32],
-            order="C", y_numeric=True, accept_sparse=_SPARSE_FORMATS,
+            self,
+            _as_numpy(X),
+            _as_numpy(y),
+            reset=reset,
+            dtype=[np.float64, np.float32],
+            order="C",
+            y_numeric=True,
+            accept_sparse=_SPARSE_FORMATS,
         )
         if _sparse.is_sparse(X):
             X = _sparse.as_csr(X, "X")[0]
@@ -346,9 +369,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"tol must be finite and >= 0, got {self.tol}")
         patience = self.n_iter_no_change
         if isinstance(patience, (bool, np.bool_)) or not isinstance(patience, numbers.Integral):
-            raise TypeError(
-                f"n_iter_no_change must be an integer, got {type(patience).__name__}"
-            )
+            raise TypeError(f"n_iter_no_change must be an integer, got {type(patience).__name__}")
         if patience < 1:
             raise ValueError(f"n_iter_no_change must be >= 1, got {patience}")
         return tol, int(patience)
@@ -376,11 +397,15 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             w0, b0, state, first_epoch = None, None, OptimizerState(), 0
         if weighted is not None:
             if self.loss != "mse":
-                raise ValueError(f"sample_weight needs loss='mse' (got loss={self.loss!r}): the weights "
-                                 "scale the rows, which gives the weighted mean only for a squared loss")
+                raise ValueError(
+                    f"sample_weight needs loss='mse' (got loss={self.loss!r}): the weights "
+                    "scale the rows, which gives the weighted mean only for a squared loss"
+                )
             if self.fit_intercept and self.decay_intercept is False and self.weight_decay != 0:
-                raise ValueError("decay_intercept=False is not supported with sample_weight and "
-                                 "weight_decay (the weighted intercept is trained as a feature)")
+                raise ValueError(
+                    "decay_intercept=False is not supported with sample_weight and "
+                    "weight_decay (the weighted intercept is trained as a feature)"
+                )
             X, y = weighted.X, weighted.y
             w0 = weighted.start(w0, b0, d, X.dtype)
             b0 = None
@@ -392,16 +417,27 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             lr = _auto_lr(X, self.fit_intercept and weighted is None, full_batch, self.weight_decay)
             if partial and warm and isinstance(lr, float) and isinstance(self.lr_, float):
                 lr = min(lr, self.lr_)  # partial_fit never takes a larger step than before
-        reporter = _Reporter(
-            self, d, weighted is not None, first_epoch, epochs if bar else None, stopper
-        )
+        reporter = _Reporter(self, d, weighted is not None, first_epoch, epochs if bar else None, stopper)
         kwargs = dict(
-            lr=lr, epochs=epochs, batch_size=self.batch_size, w0=w0, b0=b0,
-            fit_intercept=self.fit_intercept and weighted is None, momentum=self.momentum,
-            dampening=self.dampening, nesterov=self.nesterov, weight_decay=self.weight_decay,
-            shuffle=self.shuffle, seed=seed, exact=self.exact,
-            callback=reporter if reporter.active else None, loss=self.loss, delta=self.delta,
-            average=self.average, decay_intercept=self.decay_intercept, solver=self.solver,
+            lr=lr,
+            epochs=epochs,
+            batch_size=self.batch_size,
+            w0=w0,
+            b0=b0,
+            fit_intercept=self.fit_intercept and weighted is None,
+            momentum=self.momentum,
+            dampening=self.dampening,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+            shuffle=self.shuffle,
+            seed=seed,
+            exact=self.exact,
+            callback=reporter if reporter.active else None,
+            loss=self.loss,
+            delta=self.delta,
+            average=self.average,
+            decay_intercept=self.decay_intercept,
+            solver=self.solver,
         )
         run_state = OptimizerState(state.velocity, state.steps)
         try:
@@ -416,7 +452,8 @@ class GDRegressor(RegressorMixin, BaseEstimator):
         except DivergenceError as exc:
             raise DivergenceError(
                 f"{exc} (or standardize X, e.g. with sklearn's StandardScaler)",
-                epoch=exc.epoch, fit=reporter.user_fit(exc.fit),
+                epoch=exc.epoch,
+                fit=reporter.user_fit(exc.fit),
             ) from None
         finally:
             reporter.close()
@@ -512,8 +549,15 @@ class _EarlyStopping:
 class _Reporter:
     """The fit's callback: verbose lines, progress bar, early stopping, the user's callback."""
 
-    def __init__(self, model: GDRegressor, d: int, weighted: bool, first_epoch: int,
-                 bar_total: Optional[int], stopper: Optional[_EarlyStopping]) -> None:
+    def __init__(
+        self,
+        model: GDRegressor,
+        d: int,
+        weighted: bool,
+        first_epoch: int,
+        bar_total: Optional[int],
+        stopper: Optional[_EarlyStopping],
+    ) -> None:
         self.d = d
         self.weighted = weighted
         self.intercept = bool(model.fit_intercept)
@@ -534,16 +578,25 @@ class _Reporter:
             return fit
         w = np.asarray(fit.w).reshape(-1)
         last = np.asarray(fit.w_last).reshape(-1)
-        return Fit(w[: self.d].copy(), float(w[self.d]), fit.losses, fit.loss, fit.epochs_run,
-                   fit.backend, last[: self.d].copy(), float(last[self.d]))
+        return Fit(
+            w[: self.d].copy(),
+            float(w[self.d]),
+            fit.losses,
+            fit.loss,
+            fit.epochs_run,
+            fit.backend,
+            last[: self.d].copy(),
+            float(last[self.d]),
+        )
 
     def __call__(self, epoch: int, fit_so_far: Fit) -> bool:
         fit = self.user_fit(fit_so_far)
         if self.verbose:
             w = np.array2string(np.asarray(fit.w), precision=6, threshold=8)
             b = f" b= {fit.b:.6g}" if fit.b is not None else ""
-            print(f"Epoch: {self.first_epoch + epoch} w= {w}{b} loss {float(fit.losses[-1])!r}",
-                  file=sys.stdout)
+            print(
+                f"Epoch: {self.first_epoch + epoch} w= {w}{b} loss {float(fit.losses[-1])!r}", file=sys.stdout
+            )
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{fit.loss:.6g}", refresh=False)

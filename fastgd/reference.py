@@ -295,10 +295,27 @@ def fit(
     [4.666667, 0.020741, 9.2e-05]
     """
     return _fit(
-        X, y, lr=lr, epochs=epochs, batch_size=batch_size, w0=w0, b0=b0,
-        fit_intercept=fit_intercept, momentum=momentum, dampening=dampening, nesterov=nesterov,
-        weight_decay=weight_decay, shuffle=shuffle, seed=seed, exact=exact, callback=callback,
-        loss=loss, delta=delta, average=average, decay_intercept=decay_intercept, solver=solver,
+        X,
+        y,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        w0=w0,
+        b0=b0,
+        fit_intercept=fit_intercept,
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
+        weight_decay=weight_decay,
+        shuffle=shuffle,
+        seed=seed,
+        exact=exact,
+        callback=callback,
+        loss=loss,
+        delta=delta,
+        average=average,
+        decay_intercept=decay_intercept,
+        solver=solver,
     )
 
 
@@ -338,18 +355,34 @@ def _fit(
     def cost_at(at: Sequence[float]) -> float:
         return _sums(rows, ys, everything, at, intercept, False, opts.loss, opts.delta)[0] / n
 
-    def result(at: List[float], costs: List[float], epochs_run: int, mean: Sequence[float] = (),
-               mean_cost: Optional[float] = None) -> Fit:
+    def result(
+        at: List[float],
+        costs: List[float],
+        epochs_run: int,
+        mean: Sequence[float] = (),
+        mean_cost: Optional[float] = None,
+    ) -> Fit:
         if not mean:
             return Fit.from_params(
-                at, n_features=d, scalar_model=problem.scalar_model, fit_intercept=intercept,
-                losses=costs[:epochs_run], loss=costs[epochs_run], epochs_run=epochs_run,
+                at,
+                n_features=d,
+                scalar_model=problem.scalar_model,
+                fit_intercept=intercept,
+                losses=costs[:epochs_run],
+                loss=costs[epochs_run],
+                epochs_run=epochs_run,
                 backend=BACKEND,
             )
         return Fit.from_params(
-            mean, n_features=d, scalar_model=problem.scalar_model, fit_intercept=intercept,
-            losses=costs[:epochs_run], loss=cost_at(mean) if mean_cost is None else mean_cost,
-            epochs_run=epochs_run, backend=BACKEND, last=at,
+            mean,
+            n_features=d,
+            scalar_model=problem.scalar_model,
+            fit_intercept=intercept,
+            losses=costs[:epochs_run],
+            loss=cost_at(mean) if mean_cost is None else mean_cost,
+            epochs_run=epochs_run,
+            backend=BACKEND,
+            last=at,
         )
 
     costs = [cost_at(params)]
@@ -433,10 +466,27 @@ def gd(
     2.0
     """
     return fit(
-        X, y, batch_size=None, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
-        momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
-        shuffle=shuffle, seed=seed, exact=exact, callback=callback, loss=loss, delta=delta,
-        average=average, decay_intercept=decay_intercept, solver=solver,
+        X,
+        y,
+        batch_size=None,
+        lr=lr,
+        epochs=epochs,
+        w0=w0,
+        b0=b0,
+        fit_intercept=fit_intercept,
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
+        weight_decay=weight_decay,
+        shuffle=shuffle,
+        seed=seed,
+        exact=exact,
+        callback=callback,
+        loss=loss,
+        delta=delta,
+        average=average,
+        decay_intercept=decay_intercept,
+        solver=solver,
     )
 
 
@@ -475,10 +525,27 @@ def sgd(
     2.0
     """
     return fit(
-        X, y, batch_size=1, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
-        momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
-        shuffle=shuffle, seed=seed, exact=exact, callback=callback, loss=loss, delta=delta,
-        average=average, decay_intercept=decay_intercept, solver=solver,
+        X,
+        y,
+        batch_size=1,
+        lr=lr,
+        epochs=epochs,
+        w0=w0,
+        b0=b0,
+        fit_intercept=fit_intercept,
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
+        weight_decay=weight_decay,
+        shuffle=shuffle,
+        seed=seed,
+        exact=exact,
+        callback=callback,
+        loss=loss,
+        delta=delta,
+        average=average,
+        decay_intercept=decay_intercept,
+        solver=solver,
     )
 
 
@@ -515,11 +582,29 @@ def minibatch_sgd(
     2.0
     """
     return fit(
-        X, y, batch_size=batch_size, lr=lr, epochs=epochs, w0=w0, b0=b0, fit_intercept=fit_intercept,
-        momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
-        shuffle=shuffle, seed=seed, exact=exact, callback=callback, loss=loss, delta=delta,
-        average=average, decay_intercept=decay_intercept, solver=solver,
+        X,
+        y,
+        batch_size=batch_size,
+        lr=lr,
+        epochs=epochs,
+        w0=w0,
+        b0=b0,
+        fit_intercept=fit_intercept,
+        momentum=momentum,
+        dampening=dampening,
+        nesterov=nesterov,
+        weight_decay=weight_decay,
+        shuffle=shuffle,
+        seed=seed,
+        exact=exact,
+        callback=callback,
+        loss=loss,
+        delta=delta,
+        average=average,
+        decay_intercept=decay_intercept,
+        solver=solver,
     )
+
 
 def _shape_output(values: List[float], model: _checks.Model) -> Any:
     import numpy as np
@@ -544,14 +629,17 @@ def forward(x: Any, w: Any, b: Optional[float] = None) -> Union[float, Any]:
     rows = _rows(model.X)
     if isinstance(rows, _SparseRows):
         preds = [_predict_sparse_row(row, params, d, model.has_intercept) for row in rows]
-        preds = [p if p != 0 else _dense_zero(row, params, d, model.has_intercept) for p, row in zip(preds, rows)]
+        preds = [
+            p if p != 0 else _dense_zero(row, params, d, model.has_intercept) for p, row in zip(preds, rows)
+        ]
     else:
         preds = [_predict_row(row, params, d, model.has_intercept) for row in rows]
     return _shape_output(preds, model)
 
 
-def loss(x: Any, y: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
-         delta: float = 1.0) -> Union[float, Any]:
+def loss(
+    x: Any, y: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse", delta: float = 1.0
+) -> Union[float, Any]:
     """Squared error ``(x·w (+ b) − y)²`` of one sample (or of each sample).
 
     Examples
@@ -574,8 +662,9 @@ def loss(x: Any, y: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse"
     return _shape_output(errors, model)
 
 
-def cost(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
-         delta: float = 1.0) -> float:
+def cost(
+    xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse", delta: float = 1.0
+) -> float:
     """Mean squared error over all samples.
 
     Examples
@@ -589,12 +678,14 @@ def cost(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "ms
     targets = _checks.targets(ys, model, "ys", "xs").tolist()
     rows = _rows(model.X)
     params = model.params.astype(float).tolist()
-    return _sums(rows, targets, range(len(rows)), params, model.has_intercept, False, loss,
-                 delta)[0] / len(rows)
+    return _sums(rows, targets, range(len(rows)), params, model.has_intercept, False, loss, delta)[0] / len(
+        rows
+    )
 
 
-def gradient(xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse",
-             delta: float = 1.0) -> Any:
+def gradient(
+    xs: Any, ys: Any, w: Any, b: Optional[float] = None, *, loss: str = "mse", delta: float = 1.0
+) -> Any:
     """Gradient of :func:`cost`: ``∂w``, or ``(∂w, ∂b)`` when ``b`` is given.
 
     Examples

@@ -46,7 +46,12 @@ class Schedule:
 
 
 def _positive(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
 
@@ -67,7 +72,9 @@ def step(lr: float, step_size: int, gamma: float = 0.1) -> Schedule:
     [1.0, 1.0, 0.1, 0.010000000000000002]
     """
     base, size, factor = _positive(lr, "lr"), _count(step_size, "step_size"), _positive(gamma, "gamma")
-    return Schedule(lambda e: base * factor ** (e // size), f"step({base!r}, step_size={size}, gamma={factor!r})")
+    return Schedule(
+        lambda e: base * factor ** (e // size), f"step({base!r}, step_size={size}, gamma={factor!r})"
+    )
 
 
 def multistep(lr: float, milestones: Iterable[int], gamma: float = 0.1) -> Schedule:
@@ -82,8 +89,10 @@ def multistep(lr: float, milestones: Iterable[int], gamma: float = 0.1) -> Sched
     """
     base, factor = _positive(lr, "lr"), _positive(gamma, "gamma")
     marks: List[int] = sorted(_count(m, "milestones") for m in milestones)
-    return Schedule(lambda e: base * factor ** bisect.bisect_right(marks, e),
-                    f"multistep({base!r}, milestones={marks}, gamma={factor!r})")
+    return Schedule(
+        lambda e: base * factor ** bisect.bisect_right(marks, e),
+        f"multistep({base!r}, milestones={marks}, gamma={factor!r})",
+    )
 
 
 def exponential(lr: float, gamma: float) -> Schedule:
@@ -96,7 +105,7 @@ def exponential(lr: float, gamma: float) -> Schedule:
     [1.0, 0.5, 0.25]
     """
     base, factor = _positive(lr, "lr"), _positive(gamma, "gamma")
-    return Schedule(lambda e: base * factor ** e, f"exponential({base!r}, gamma={factor!r})")
+    return Schedule(lambda e: base * factor**e, f"exponential({base!r}, gamma={factor!r})")
 
 
 def cosine(lr: float, T_max: int, eta_min: float = 0.0) -> Schedule:
@@ -114,11 +123,15 @@ def cosine(lr: float, T_max: int, eta_min: float = 0.0) -> Schedule:
     if isinstance(eta_min, bool) or not isinstance(eta_min, numbers.Real) or not 0 <= eta_min < math.inf:
         raise ValueError(f"eta_min must be a finite number >= 0, got {eta_min!r}")
     floor = float(eta_min)
-    return Schedule(lambda e: floor + (base - floor) * (1 + math.cos(math.pi * e / period)) / 2,
-                    f"cosine({base!r}, T_max={period}, eta_min={floor!r})")
+    return Schedule(
+        lambda e: floor + (base - floor) * (1 + math.cos(math.pi * e / period)) / 2,
+        f"cosine({base!r}, T_max={period}, eta_min={floor!r})",
+    )
 
 
-def linear(lr: float, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5) -> Schedule:
+def linear(
+    lr: float, start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int = 5
+) -> Schedule:
     """torch's ``LinearLR(start_factor, end_factor, total_iters)``: the factor goes
     linearly from ``start_factor`` to ``end_factor`` over ``total_iters`` epochs
     (warm-up when it grows), then stays.
@@ -130,11 +143,17 @@ def linear(lr: float, start_factor: float = 1.0 / 3, end_factor: float = 1.0, to
     [0.5, 0.75, 1.0, 1.0]
     """
     base = _positive(lr, "lr")
-    if isinstance(start_factor, bool) or not isinstance(start_factor, numbers.Real) or not 0 < start_factor <= 1:
+    if (
+        isinstance(start_factor, bool)
+        or not isinstance(start_factor, numbers.Real)
+        or not 0 < start_factor <= 1
+    ):
         raise ValueError(f"start_factor must be in (0, 1], got {start_factor!r}")
     if isinstance(end_factor, bool) or not isinstance(end_factor, numbers.Real) or not 0 <= end_factor <= 1:
         raise ValueError(f"end_factor must be in [0, 1], got {end_factor!r}")
     iters = _count(total_iters, "total_iters")
     start, end = float(start_factor), float(end_factor)
-    return Schedule(lambda e: base * (start + (end - start) * min(iters, e) / iters),
-                    f"linear({base!r}, start_factor={start!r}, end_factor={end!r}, total_iters={iters})")
+    return Schedule(
+        lambda e: base * (start + (end - start) * min(iters, e) / iters),
+        f"linear({base!r}, start_factor={start!r}, end_factor={end!r}, total_iters={iters})",
+    )

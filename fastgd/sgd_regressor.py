@@ -200,8 +200,9 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
 
     # -- scikit-learn protocol ---------------------------------------------
 
-    def fit(self, X: Any, y: Any, coef_init: Any = None, intercept_init: Any = None,
-            sample_weight: Any = None) -> "SGDRegressor":
+    def fit(
+        self, X: Any, y: Any, coef_init: Any = None, intercept_init: Any = None, sample_weight: Any = None
+    ) -> "SGDRegressor":
         """Train for up to ``max_iter`` epochs from zeros (or ``coef_init``,
         ``intercept_init``; or the current model with ``warm_start``).
 
@@ -226,18 +227,38 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             fresh = False
         else:
             fresh = True
-            for name in ("coef_", "intercept_", "_standard_coef", "_standard_intercept",
-                         "_average_coef", "_average_intercept"):
+            for name in (
+                "coef_",
+                "intercept_",
+                "_standard_coef",
+                "_standard_intercept",
+                "_average_coef",
+                "_average_intercept",
+            ):
                 self.__dict__.pop(name, None)
         self.t_ = 1.0
-        self._epochs(X, y, self.max_iter, sample_weight, coef_init if fresh else None,
-                     intercept_init if fresh else None)
+        self._epochs(
+            X,
+            y,
+            self.max_iter,
+            sample_weight,
+            coef_init if fresh else None,
+            intercept_init if fresh else None,
+        )
         if self.tol is not None and self.n_iter_ == self.max_iter:
-            warnings.warn("Maximum number of iteration reached before convergence. Consider "
-                          "increasing max_iter to improve the fit.", ConvergenceWarning, stacklevel=2)
+            warnings.warn(
+                "Maximum number of iteration reached before convergence. Consider "
+                "increasing max_iter to improve the fit.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
         if self.power_t < 0:
-            warnings.warn("Negative values for `power_t` are deprecated in scikit-learn 1.8; "
-                          "use values in the range [0.0, inf).", FutureWarning, stacklevel=2)
+            warnings.warn(
+                "Negative values for `power_t` are deprecated in scikit-learn 1.8; "
+                "use values in the range [0.0, inf).",
+                FutureWarning,
+                stacklevel=2,
+            )
         return self
 
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "SGDRegressor":
@@ -295,22 +316,36 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         _integer(self, "n_iter_no_change", 1)
         if not isinstance(self.average, (bool, np.bool_)):
             _integer(self, "average", 1)
-        if not (isinstance(self.verbose, (bool, np.bool_))
-                or (isinstance(self.verbose, numbers.Integral) and self.verbose >= 0)):
+        if not (
+            isinstance(self.verbose, (bool, np.bool_))
+            or (isinstance(self.verbose, numbers.Integral) and self.verbose >= 0)
+        ):
             _invalid(self, "verbose", "an int in the range [0, inf) or a bool")
         rs = self.random_state
-        if not (rs is None or isinstance(rs, np.random.RandomState)
-                or (isinstance(rs, numbers.Integral) and not isinstance(rs, (bool, np.bool_))
-                    and 0 <= int(rs) < 2**32)):
-            _invalid(self, "random_state", "an int in the range [0, 4294967295], an instance of "
-                     "'numpy.random.mtrand.RandomState' or None")
+        if not (
+            rs is None
+            or isinstance(rs, np.random.RandomState)
+            or (
+                isinstance(rs, numbers.Integral)
+                and not isinstance(rs, (bool, np.bool_))
+                and 0 <= int(rs) < 2**32
+            )
+        ):
+            _invalid(
+                self,
+                "random_state",
+                "an int in the range [0, 4294967295], an instance of "
+                "'numpy.random.mtrand.RandomState' or None",
+            )
         if self.backend is not None and not isinstance(self.backend, str):
             _invalid(self, "backend", "a backend name (str) or None")
         if self.early_stopping and for_partial_fit:
             raise ValueError("early_stopping should be False with partial_fit")
         if self.learning_rate == "optimal" and self.alpha == 0:
-            raise ValueError("alpha must be > 0 since learning_rate is 'optimal'. alpha is used "
-                             "to compute the optimal learning rate.")
+            raise ValueError(
+                "alpha must be > 0 since learning_rate is 'optimal'. alpha is used "
+                "to compute the optimal learning rate."
+            )
         if self.penalty == "elasticnet" and self.l1_ratio is None:
             raise ValueError("l1_ratio must be set when penalty is 'elasticnet'")
 
@@ -320,8 +355,9 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         kernels = _registry.kernels(self.backend)
         function = getattr(kernels, "sgd_regressor_epochs", None)
         if function is None:
-            raise ValueError(f"backend={kernels.NAME!r} does not run SGDRegressor; use 'numba', "
-                             "'cython' or 'numpy'")
+            raise ValueError(
+                f"backend={kernels.NAME!r} does not run SGDRegressor; use 'numba', 'cython' or 'numpy'"
+            )
         return kernels, function
 
     def _epochs(self, X, y, max_iter, sample_weight, coef_init, intercept_init) -> None:
@@ -330,9 +366,17 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         # NaN too), so X's finite check waits until an epoch ends non-finite:
         # it reads X once more, which costs more than a many-feature epoch.
         # Early stopping scores rows it never trains on: checked up front.
-        X, y = validate_data(self, X, y, accept_sparse="csr", copy=False, order="C",
-                             dtype=[np.float64, np.float32], reset=first_call,
-                             ensure_all_finite=bool(self.early_stopping))
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse="csr",
+            copy=False,
+            order="C",
+            dtype=[np.float64, np.float32],
+            reset=first_call,
+            ensure_all_finite=bool(self.early_stopping),
+        )
         y = np.ascontiguousarray(y, dtype=X.dtype)
         n_samples, n_features = X.shape
         if sample_weight is not None:
@@ -350,8 +394,14 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             self._train(X, y, sample_weight, max_iter)
         except _NonFiniteInput:
             if first_call:  # as if validation had refused X up front: nothing allocated stays
-                for name in ("coef_", "intercept_", "_standard_coef", "_standard_intercept",
-                             "_average_coef", "_average_intercept"):
+                for name in (
+                    "coef_",
+                    "intercept_",
+                    "_standard_coef",
+                    "_standard_intercept",
+                    "_average_coef",
+                    "_average_intercept",
+                ):
                     self.__dict__.pop(name, None)
             raise
 
@@ -385,14 +435,16 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         split = ShuffleSplit(test_size=self.validation_fraction, random_state=self.random_state)
         train, held_out = next(split.split(np.zeros((n, 1)), y))
         if sample_weight is not None and not np.any(sample_weight[held_out] > 0):
-            raise ValueError("The sample weights for validation set are all zero, consider using a "
-                             "different random state.")
+            raise ValueError(
+                "The sample weights for validation set are all zero, consider using a different random state."
+            )
         if train.shape[0] == 0 or held_out.shape[0] == 0:
             raise ValueError(
                 f"Splitting {n} samples into a train set and a validation set with "
                 f"validation_fraction={self.validation_fraction!r} led to an empty set "
                 f"({train.shape[0]} and {held_out.shape[0]} samples). Please either change "
-                "validation_fraction, increase number of samples, or disable early_stopping.")
+                "validation_fraction, increase number of samples, or disable early_stopping."
+            )
         mask[held_out] = True
         return mask
 
@@ -479,9 +531,28 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             while ran < max_iter and not state[L.S_CONVERGED] and not state[L.S_NONFINITE]:
                 epochs = min(per_call, max_iter - ran)
                 work = float(epochs) * train_count * max(1, d if not sparse else X.nnz // max(1, n_samples))
-                ran += self._call(kernels, kernel, work, stop, dense, data, indices, indptr, sparse, y,
-                                  weights, order, coef, average_coef, q, previous, state, config,
-                                  rng, epochs)
+                ran += self._call(
+                    kernels,
+                    kernel,
+                    work,
+                    stop,
+                    dense,
+                    data,
+                    indices,
+                    indptr,
+                    sparse,
+                    y,
+                    weights,
+                    order,
+                    coef,
+                    average_coef,
+                    q,
+                    previous,
+                    state,
+                    config,
+                    rng,
+                    epochs,
+                )
                 if state[L.S_NONFINITE]:
                     break
                 if self.verbose:
@@ -505,8 +576,14 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             self._keep_previous(previous, d, X.dtype, ran, n_samples)
             raise FitInterrupted(
                 f"SGDRegressor interrupted after {ran} epochs; coef_ and intercept_ hold the last one",
-                fit=Fit(self.coef_.copy(), float(self.intercept_[0]), np.zeros(0), math.nan, ran,
-                        getattr(kernels, "NAME", "reference")),
+                fit=Fit(
+                    self.coef_.copy(),
+                    float(self.intercept_[0]),
+                    np.zeros(0),
+                    math.nan,
+                    ran,
+                    getattr(kernels, "NAME", "reference"),
+                ),
             ) from None
         if state[L.S_NONFINITE]:
             # Input X contains NaN/infinity: scikit-learn's error, before anything is kept.
@@ -515,14 +592,16 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             except ValueError as exc:
                 raise _NonFiniteInput(str(exc)) from None
             self._keep_previous(previous, d, X.dtype, ran - 1, n_samples)
-            raise ValueError(f"Floating-point under-/overflow occurred at epoch #{ran}. Scaling input "
-                             "data with StandardScaler or MinMaxScaler might help. (coef_ and "
-                             "intercept_ hold the last epoch whose parameters were finite.)")
+            raise ValueError(
+                f"Floating-point under-/overflow occurred at epoch #{ran}. Scaling input "
+                "data with StandardScaler or MinMaxScaler might help. (coef_ and "
+                "intercept_ hold the last epoch whose parameters were finite.)"
+            )
         # The scale folded into the weights (and the average), as at the end
         # of every scikit-learn fit.
         wscale = state[L.S_WSCALE]
         if self.average:
-            average_coef = ((average_coef + state[L.S_AVERAGE_A] * coef) * (1.0 / state[L.S_AVERAGE_B]))
+            average_coef = (average_coef + state[L.S_AVERAGE_A] * coef) * (1.0 / state[L.S_AVERAGE_B])
             average_coef = average_coef.astype(X.dtype)
         coef = (coef * wscale).astype(X.dtype)
         self.n_iter_ = ran
@@ -559,10 +638,12 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
     def _report(self, epoch, coef, state, count, train_count, start) -> None:
         w = coef * state[L.S_WSCALE]
         print(f"-- Epoch {epoch}")
-        print(f"Norm: {float(np.sqrt(w @ w)):.2f}, NNZs: {int(np.count_nonzero(coef))}, "
-              f"Bias: {state[L.S_INTERCEPT]:.6f}, T: {count}, "
-              f"Avg. loss: {state[L.S_SUMLOSS] / train_count:f}, "
-              f"Objective: {state[L.S_OBJECTIVE] / train_count:f}")
+        print(
+            f"Norm: {float(np.sqrt(w @ w)):.2f}, NNZs: {int(np.count_nonzero(coef))}, "
+            f"Bias: {state[L.S_INTERCEPT]:.6f}, T: {count}, "
+            f"Avg. loss: {state[L.S_SUMLOSS] / train_count:f}, "
+            f"Objective: {state[L.S_OBJECTIVE] / train_count:f}"
+        )
         print(f"Total training time: {time.time() - start:.2f} seconds.")
         sys.stdout.flush()
 
@@ -581,8 +662,10 @@ class _ValidationScore:
 
 
 def _invalid(model: Any, name: str, expected: str) -> None:
-    raise InvalidParameterError(f"The {name!r} parameter of {type(model).__name__} must be "
-                                f"{expected}. Got {getattr(model, name)!r} instead.")
+    raise InvalidParameterError(
+        f"The {name!r} parameter of {type(model).__name__} must be "
+        f"{expected}. Got {getattr(model, name)!r} instead."
+    )
 
 
 def _choice(model: Any, name: str, choices: tuple) -> None:
@@ -592,8 +675,15 @@ def _choice(model: Any, name: str, choices: tuple) -> None:
         _invalid(model, name, f"one of {{{shown}}}")
 
 
-def _real(model: Any, name: str, low: Optional[float], high: Optional[float], *, low_open: bool,
-          high_open: bool = False) -> None:
+def _real(
+    model: Any,
+    name: str,
+    low: Optional[float],
+    high: Optional[float],
+    *,
+    low_open: bool,
+    high_open: bool = False,
+) -> None:
     value = getattr(model, name)
     ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
     if ok:
@@ -606,13 +696,17 @@ def _real(model: Any, name: str, low: Optional[float], high: Optional[float], *,
     if not ok:
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high
-        brackets = ("(" if low_open or low is None else "[") + f"{lo}, {hi}" + (
-            ")" if high_open or high is None else "]")
+        brackets = (
+            ("(" if low_open or low is None else "[")
+            + f"{lo}, {hi}"
+            + (")" if high_open or high is None else "]")
+        )
         _invalid(model, name, f"a float in the range {brackets}")
 
 
 def _integer(model: Any, name: str, low: int) -> None:
     value = getattr(model, name)
-    if not (isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-            and int(value) >= low):
+    if not (
+        isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and int(value) >= low
+    ):
         _invalid(model, name, f"an int in the range [{low}, inf)")

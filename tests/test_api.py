@@ -22,8 +22,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     inherited = {k: v for k, v in os.environ.items() if k != "FASTGD_BACKEND"}
     environment = dict(inherited, PYTHONPATH=ROOT, **env)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, env=environment, cwd=ROOT, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=ROOT,
+        timeout=600,
+    )
 
 
 @pytest.mark.parametrize("name", PUBLIC)
@@ -35,15 +41,50 @@ def test_same_signature_as_reference(name):
 def test_fit_signature_is_the_specs():
     params = inspect.signature(fastgd.fit).parameters
     assert list(params) == [
-        "X", "y", "lr", "epochs", "batch_size", "w0", "b0", "fit_intercept", "momentum",
-        "dampening", "nesterov", "weight_decay", "shuffle", "seed", "exact", "callback",
-        "loss", "delta", "average", "decay_intercept", "solver",  # SPEC §7
+        "X",
+        "y",
+        "lr",
+        "epochs",
+        "batch_size",
+        "w0",
+        "b0",
+        "fit_intercept",
+        "momentum",
+        "dampening",
+        "nesterov",
+        "weight_decay",
+        "shuffle",
+        "seed",
+        "exact",
+        "callback",
+        "loss",
+        "delta",
+        "average",
+        "decay_intercept",
+        "solver",  # SPEC §7
     ]
     defaults = {k: v.default for k, v in params.items() if v.default is not inspect.Parameter.empty}
-    assert defaults == dict(lr=0.01, epochs=100, batch_size=None, w0=None, b0=None, fit_intercept=False,
-                            momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, shuffle=False,
-                            seed=None, exact=False, callback=None, loss="mse", delta=1.0, average=False,
-                            decay_intercept=True, solver="auto")
+    assert defaults == dict(
+        lr=0.01,
+        epochs=100,
+        batch_size=None,
+        w0=None,
+        b0=None,
+        fit_intercept=False,
+        momentum=0.0,
+        dampening=0.0,
+        nesterov=False,
+        weight_decay=0.0,
+        shuffle=False,
+        seed=None,
+        exact=False,
+        callback=None,
+        loss="mse",
+        delta=1.0,
+        average=False,
+        decay_intercept=True,
+        solver="auto",
+    )
 
 
 def test_backends_listing():
@@ -113,7 +154,8 @@ def test_unwritable_numba_cache_still_works():
     pytest.importorskip("numba")
     # As root every folder is writable, so make numba's cache locators fail the way
     # a read-only install does: ensure_cache_path raises.
-    run = run_python("""
+    run = run_python(
+        """
         import warnings
         from numba.core import caching
         def refuse(self):
@@ -129,7 +171,9 @@ def test_unwritable_numba_cache_still_works():
             result = fastgd.gd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], w0=1.0, lr=0.1, epochs=100)
         print(result.backend, result.w)
         print(any("cache" in str(w.message) for w in caught))
-    """, NUMBA_CACHE_DIR="/proc/fastgd-cannot-write-here")
+    """,
+        NUMBA_CACHE_DIR="/proc/fastgd-cannot-write-here",
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["numba", "2.0", "True"]
 

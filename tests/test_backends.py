@@ -28,8 +28,15 @@ def _data(rng, shape, dtype):
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_exact_is_bitwise_reference(cpu_backend, rng, shape, fit_intercept, batch_size, optimizer, shuffle):
     X, y = _data(rng, shape, np.float64)
-    kw = dict(lr=0.02, epochs=4, batch_size=batch_size, fit_intercept=fit_intercept,
-              shuffle=shuffle, seed=7, **OPTIMIZERS[optimizer])
+    kw = dict(
+        lr=0.02,
+        epochs=4,
+        batch_size=batch_size,
+        fit_intercept=fit_intercept,
+        shuffle=shuffle,
+        seed=7,
+        **OPTIMIZERS[optimizer],
+    )
     expected = reference.fit(X, y, **kw)
     got = fastgd.fit(X, y, exact=True, **kw)
     assert got.backend == cpu_backend
@@ -43,8 +50,15 @@ def test_exact_is_bitwise_reference(cpu_backend, rng, shape, fit_intercept, batc
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_float32_trains_as_float32(cpu_backend, rng, shape, fit_intercept, batch_size, optimizer, shuffle):
     X, y = _data(rng, shape, np.float32)
-    kw = dict(lr=0.02, epochs=4, batch_size=batch_size, fit_intercept=fit_intercept,
-              shuffle=shuffle, seed=3, **OPTIMIZERS[optimizer])
+    kw = dict(
+        lr=0.02,
+        epochs=4,
+        batch_size=batch_size,
+        fit_intercept=fit_intercept,
+        shuffle=shuffle,
+        seed=3,
+        **OPTIMIZERS[optimizer],
+    )
     expected = reference.fit(X, y, **kw)
     got = fastgd.fit(X, y, **kw)
     if shape == "2d":
@@ -58,8 +72,13 @@ def test_float32_trains_as_float32(cpu_backend, rng, shape, fit_intercept, batch
 def test_default_mode_blocked_within_tolerance(cpu_backend, rng, batch_size, fit_intercept, d):
     # More samples than one block, so the blocked (parallel) reductions run.
     X, y = linear_data(rng, 10_000, d, scalar=d == 1)
-    kw = dict(lr=0.01 if batch_size else 0.2, epochs=2, batch_size=batch_size,
-              fit_intercept=fit_intercept, momentum=0.5)
+    kw = dict(
+        lr=0.01 if batch_size else 0.2,
+        epochs=2,
+        batch_size=batch_size,
+        fit_intercept=fit_intercept,
+        momentum=0.5,
+    )
     expected = reference.fit(X, y, **kw)
     got = fastgd.fit(X, y, **kw)
     assert_close(got, expected, rtol=1e-9, atol=1e-12)
@@ -132,10 +151,21 @@ def test_epochs_zero_and_callback_stop(cpu_backend, rng):
 def test_callback_sees_each_epoch(cpu_backend, rng):
     X, y = linear_data(rng, 20, 2)
     seen, expected_seen = [], []
-    fastgd.minibatch_sgd(X, y, batch_size=3, epochs=5, exact=True,
-                         callback=lambda e, f: seen.append((e, f.w.copy(), f.loss, f.epochs_run)))
-    reference.minibatch_sgd(X, y, batch_size=3, epochs=5,
-                            callback=lambda e, f: expected_seen.append((e, f.w.copy(), f.loss, f.epochs_run)))
+    fastgd.minibatch_sgd(
+        X,
+        y,
+        batch_size=3,
+        epochs=5,
+        exact=True,
+        callback=lambda e, f: seen.append((e, f.w.copy(), f.loss, f.epochs_run)),
+    )
+    reference.minibatch_sgd(
+        X,
+        y,
+        batch_size=3,
+        epochs=5,
+        callback=lambda e, f: expected_seen.append((e, f.w.copy(), f.loss, f.epochs_run)),
+    )
     assert len(seen) == len(expected_seen) == 5
     for (e, w, loss, run), (e2, w2, loss2, run2) in zip(seen, expected_seen):
         assert (e, loss, run) == (e2, loss2, run2) and w.tobytes() == w2.tobytes()

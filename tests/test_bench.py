@@ -17,21 +17,76 @@ import fastgd
 from fastgd import bench, cli
 
 # The issue's rows on tiny data: sized to FAR (2 MiB) or a few thousand samples.
-TINY_ROWS = [dataclasses.replace(row, n_samples=row.n_samples and 3000, quick_n_samples=None) for row in bench.ROWS]
+TINY_ROWS = [
+    dataclasses.replace(row, n_samples=row.n_samples and 3000, quick_n_samples=None) for row in bench.ROWS
+]
 FAR = 1 << 21
-TINY = dict(sizes=[100, 400], features=[1, 3], dtypes=["float64", "float32"], repeats=1, progress=False,
-            budget_s=0.5, small=False, rows=TINY_ROWS, far=FAR)
+TINY = dict(
+    sizes=[100, 400],
+    features=[1, 3],
+    dtypes=["float64", "float32"],
+    repeats=1,
+    progress=False,
+    budget_s=0.5,
+    small=False,
+    rows=TINY_ROWS,
+    far=FAR,
+)
 RECORD_KEYS = {
-    "kind": str, "impl": str, "kernel": str, "dtype": str, "n_features": int, "n_samples": int,
-    "rows_run": int, "fit_intercept": bool, "bytes": int, "repeats": int, "times_s": list, "median_s": float,
-    "min_s": float, "max_s": float, "spread": float, "ns_per_sample": float, "min_ns_per_sample": float,
-    "gb_per_s": float, "ratios": dict, "bandwidth_probe": str, "fraction_of_bandwidth": float,
-    "min_fraction_of_bandwidth": float, "in_cache": bool,
+    "kind": str,
+    "impl": str,
+    "kernel": str,
+    "dtype": str,
+    "n_features": int,
+    "n_samples": int,
+    "rows_run": int,
+    "fit_intercept": bool,
+    "bytes": int,
+    "repeats": int,
+    "times_s": list,
+    "median_s": float,
+    "min_s": float,
+    "max_s": float,
+    "spread": float,
+    "ns_per_sample": float,
+    "min_ns_per_sample": float,
+    "gb_per_s": float,
+    "ratios": dict,
+    "bandwidth_probe": str,
+    "fraction_of_bandwidth": float,
+    "min_fraction_of_bandwidth": float,
+    "in_cache": bool,
 }
-ROW_KEYS = {"row", "kind", "kernel", "impl", "dtype", "n_features", "n_samples", "fit_intercept", "epochs", "bytes",
-            "repeats", "probe", "goal", "goal_text", "goal_short", "note", "times_s", "median_s", "min_s",
-            "ns_per_sample", "gb_per_s", "peer", "peer_ratio", "peer_min_ratio", "measured", "measured_from_min",
-            "met", "status"}
+ROW_KEYS = {
+    "row",
+    "kind",
+    "kernel",
+    "impl",
+    "dtype",
+    "n_features",
+    "n_samples",
+    "fit_intercept",
+    "epochs",
+    "bytes",
+    "repeats",
+    "probe",
+    "goal",
+    "goal_text",
+    "goal_short",
+    "note",
+    "times_s",
+    "median_s",
+    "min_s",
+    "ns_per_sample",
+    "gb_per_s",
+    "peer",
+    "peer_ratio",
+    "peer_min_ratio",
+    "measured",
+    "measured_from_min",
+    "met",
+    "status",
+}
 STATUSES = {"met", "MISSED", "probe implausible", "result differs", "n/a", ""}
 
 
@@ -51,8 +106,18 @@ def report():
 
 
 def test_report_top_level(report):
-    assert {"machine", "settings", "bandwidth", "results", "rows", "skipped", "targets", "load_average", "started",
-            "elapsed_s"} <= set(report)
+    assert {
+        "machine",
+        "settings",
+        "bandwidth",
+        "results",
+        "rows",
+        "skipped",
+        "targets",
+        "load_average",
+        "started",
+        "elapsed_s",
+    } <= set(report)
     machine = report["machine"]
     for key in ("cpu", "cores", "memory_bytes", "versions", "threads", "date"):
         assert key in machine
@@ -66,7 +131,9 @@ def test_report_top_level(report):
 
 def test_bandwidth_probes(report):
     bandwidth = report["bandwidth"]
-    assert {"all", "one", "llc_bytes", "far_bytes", "implausible_fraction", "sequential_kernels"} <= set(bandwidth)
+    assert {"all", "one", "llc_bytes", "far_bytes", "implausible_fraction", "sequential_kernels"} <= set(
+        bandwidth
+    )
     assert bandwidth["far_bytes"] == FAR
     assert bandwidth["implausible_fraction"] == bench.IMPLAUSIBLE_FRACTION
     for name, label in (("all", "all-core"), ("one", "one-core")):
@@ -75,7 +142,10 @@ def test_bandwidth_probes(report):
         assert probe["accumulators"] == bench.PROBE_ACCUMULATORS
         assert FAR - 64 < probe["bytes"] <= FAR  # whole rows of eight float64
         assert len(probe["times_s"]) == probe["repeats"] >= bench.PROBE_REPEATS
-        assert probe["min_s"] <= probe["median_s"] <= probe["max_s"] and 0 < probe["gb_per_s"] <= probe["max_gb_per_s"]
+        assert (
+            probe["min_s"] <= probe["median_s"] <= probe["max_s"]
+            and 0 < probe["gb_per_s"] <= probe["max_gb_per_s"]
+        )
     assert bandwidth["one"]["threads"] == 1
     assert bandwidth["all"]["threads"] == report["machine"]["threads"]["numba"]
 
@@ -141,18 +211,31 @@ def test_far_bytes_is_far_larger_than_the_cache():
     cap = memory // 16 if memory else float("inf")
     for llc in (32 * 2**20, 96 * 2**20):
         assert bench.far_bytes(False, llc) == min(max(bench.FAR_MIN_BYTES, bench.FAR_LLC_MULTIPLE * llc), cap)
-        assert bench.far_bytes(True, llc) == min(max(bench.QUICK_FAR_MIN_BYTES, bench.QUICK_FAR_LLC_MULTIPLE * llc),
-                                                 cap)
+        assert bench.far_bytes(True, llc) == min(
+            max(bench.QUICK_FAR_MIN_BYTES, bench.QUICK_FAR_LLC_MULTIPLE * llc), cap
+        )
     assert bench.FAR_LLC_MULTIPLE >= 8 and bench.QUICK_FAR_LLC_MULTIPLE >= 4
     llc_here = bench.llc_bytes()
     assert llc_here is None or llc_here > 0
 
 
 def test_table_abbreviations():
-    assert [bench._count(n) for n in (300, 10_000, 32_768, 999_999, 1_048_576, 10**7)] == \
-        ["300", "10k", "32.8k", "1M", "1.05M", "10M"]
-    assert [bench._x(v) for v in (0.0123, 0.48, 2.43, 13.1, 32503.6, 2.5e6)] == \
-        ["0.01", "0.5", "2.4", "13", "33k", "2.5M"]
+    assert [bench._count(n) for n in (300, 10_000, 32_768, 999_999, 1_048_576, 10**7)] == [
+        "300",
+        "10k",
+        "32.8k",
+        "1M",
+        "1.05M",
+        "10M",
+    ]
+    assert [bench._x(v) for v in (0.0123, 0.48, 2.43, 13.1, 32503.6, 2.5e6)] == [
+        "0.01",
+        "0.5",
+        "2.4",
+        "13",
+        "33k",
+        "2.5M",
+    ]
     assert bench._bw(0.93, "all") == "93%a" and bench._bw(0.62, "one") == "62%1"
     assert bench._bw(1.72, "one", in_cache=True) == "172%1c" and bench._bw(179.54, "all") == "17954%a!"
 
@@ -173,7 +256,10 @@ def test_rows_hold_the_issue_15_targets():
         ("sparse-sgd", "float64", 100_000, True): (5.0, None),
         ("sparse-gd", "float64", 100_000, True): (None, None),
     }
-    got = {(row.kernel, row.dtype, row.n_features, row.fit_intercept): (row.goal, row.probe) for row in bench.ROWS}
+    got = {
+        (row.kernel, row.dtype, row.n_features, row.fit_intercept): (row.goal, row.probe)
+        for row in bench.ROWS
+    }
     assert got == wanted
     gram = next(row for row in bench.ROWS if row.kernel == "gram")
     assert gram.n_samples == 10**7 and gram.epochs == 100 and gram.quick_n_samples < gram.n_samples
@@ -186,13 +272,18 @@ def test_rows_hold_the_issue_15_targets():
     for row in bench.ROWS:  # sized to far_bytes unless the row names its samples
         if row.n_samples is None:
             itemsize = 8 if row.dtype == "float64" else 4
-            assert far - (row.n_features + 1) * itemsize < row.samples(True, far) * (row.n_features + 1) * itemsize <= far
+            assert (
+                far - (row.n_features + 1) * itemsize
+                < row.samples(True, far) * (row.n_features + 1) * itemsize
+                <= far
+            )
 
 
 def test_row_records(report):
     rows = report["rows"]
-    assert [(r["kernel"], r["dtype"], r["n_features"]) for r in rows] == \
-        [(row.kernel, row.dtype, row.n_features) for row in TINY_ROWS]
+    assert [(r["kernel"], r["dtype"], r["n_features"]) for r in rows] == [
+        (row.kernel, row.dtype, row.n_features) for row in TINY_ROWS
+    ]
     backend = next(name for name in bench.ROW_BACKENDS if name in _available_cpu_backends())
     assert report["settings"]["row_backend"] == backend
     for record in rows:
@@ -219,8 +310,14 @@ def test_row_records(report):
 def test_an_implausible_probe_never_meets_a_row():
     # a probe that read one byte per second: every kernel reads "faster than memory"
     probe = dict(bytes=1, median_s=1.0, min_s=1.0)
-    context = bench.RowContext(backend=next(name for name in bench.ROW_BACKENDS if name in _available_cpu_backends()),
-                               peers=[], repeats=1, probes={"all": probe, "one": probe}, quick=True, far=FAR)
+    context = bench.RowContext(
+        backend=next(name for name in bench.ROW_BACKENDS if name in _available_cpu_backends()),
+        peers=[],
+        repeats=1,
+        probes={"all": probe, "one": probe},
+        quick=True,
+        far=FAR,
+    )
     rows = bench.run_rows([row for row in TINY_ROWS if row.probe is not None], context)
     assert rows
     for record in rows:
@@ -234,8 +331,19 @@ def test_an_implausible_probe_never_meets_a_row():
 def test_targets_are_listed(report):
     assert report["targets"]
     for target in report["targets"]:
-        assert {"target", "short", "goal", "measured", "measured_from_min", "met", "status", "at", "where", "unit",
-                "source"} <= set(target)
+        assert {
+            "target",
+            "short",
+            "goal",
+            "measured",
+            "measured_from_min",
+            "met",
+            "status",
+            "at",
+            "where",
+            "unit",
+            "source",
+        } <= set(target)
         assert target["met"] in (True, False, None)
         assert target["status"] in STATUSES
         assert target["unit"] in ("fraction", "x", "ns", "s")
@@ -253,13 +361,33 @@ def test_table_fits_the_width(report):
     # the widest figures a line can hold
     wide = copy.deepcopy(report)
     record = next(r for r in wide["results"] if r["kind"] == "backend" and r["kernel"] == "sgd-exact")
-    record.update(kernel="sgd-exact", impl="numpy-vec", n_features=512, n_samples=12_345_678, median_s=123.456,
-                  spread=12.3, ns_per_sample=987_654.0, gb_per_s=123.4, fraction_of_bandwidth=179.54,
-                  in_cache=False, ratios={"numpy-vec": 0.0123, "torch": 123_456.0, "sklearn": 0.001})
+    record.update(
+        kernel="sgd-exact",
+        impl="numpy-vec",
+        n_features=512,
+        n_samples=12_345_678,
+        median_s=123.456,
+        spread=12.3,
+        ns_per_sample=987_654.0,
+        gb_per_s=123.4,
+        fraction_of_bandwidth=179.54,
+        in_cache=False,
+        ratios={"numpy-vec": 0.0123, "torch": 123_456.0, "sklearn": 0.001},
+    )
     row = wide["rows"][0]
-    row.update(row="gd epoch", n_features=512, fit_intercept=True, n_samples=12_345_678, median_s=123.456,
-               ns_per_sample=987_654.0, fraction_of_bandwidth=179.54, measured_from_min=99.9, peer="torch",
-               peer_ratio=123_456.0, status="probe implausible")
+    row.update(
+        row="gd epoch",
+        n_features=512,
+        fit_intercept=True,
+        n_samples=12_345_678,
+        median_s=123.456,
+        ns_per_sample=987_654.0,
+        fraction_of_bandwidth=179.54,
+        measured_from_min=99.9,
+        peer="torch",
+        peer_ratio=123_456.0,
+        status="probe implausible",
+    )
     wide["machine"]["cpu"] = "Intel(R) Xeon(R) Platinum 8480+ with a very long model name, 56 cores and more"
     assert max(len(line) for line in bench.format_table(wide).splitlines()) <= bench.TABLE_WIDTH
 
@@ -270,8 +398,23 @@ def test_backend_option_restricts(tmp_path, monkeypatch):
     parser = argparse.ArgumentParser()
     bench.configure(parser)
     out = tmp_path / "one.json"
-    args = parser.parse_args(["--backend", backend, "--sizes", "200", "--features", "2", "--dtypes", "float64",
-                              "--repeats", "1", "--no-peers", "--json", str(out)])
+    args = parser.parse_args(
+        [
+            "--backend",
+            backend,
+            "--sizes",
+            "200",
+            "--features",
+            "2",
+            "--dtypes",
+            "float64",
+            "--repeats",
+            "1",
+            "--no-peers",
+            "--json",
+            str(out),
+        ]
+    )
     monkeypatch.setattr(bench, "small_problems", lambda repeats=5: None)
     assert bench.run(args) == 0
     report = json.loads(out.read_text())
@@ -289,8 +432,26 @@ def test_no_rows_option(tmp_path, monkeypatch, capsys):
     _tiny_rows_and_probe(monkeypatch)
     monkeypatch.setattr(bench, "small_problems", lambda repeats=5: None)
     out = tmp_path / "none.json"
-    assert cli.main(["bench", "--sizes", "100", "--features", "1", "--dtypes", "float64", "--repeats", "1",
-                     "--no-peers", "--no-rows", "--json", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "bench",
+                "--sizes",
+                "100",
+                "--features",
+                "1",
+                "--dtypes",
+                "float64",
+                "--repeats",
+                "1",
+                "--no-peers",
+                "--no-rows",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     assert report["rows"] == [] and report["settings"]["rows"] == []
     assert "target rows" not in capsys.readouterr().out
@@ -301,8 +462,25 @@ def test_cli_writes_json_and_plot(tmp_path, capsys, monkeypatch):
         pytest.skip("matplotlib is not installed: --plot needs it")
     _tiny_rows_and_probe(monkeypatch)
     json_path, plot_path = tmp_path / "bench.json", tmp_path / "bench.png"
-    code = cli.main(["bench", "--quick", "--sizes", "100", "--features", "1", "--dtypes", "float32",
-                     "--repeats", "1", "--no-peers", "--json", str(json_path), "--plot", str(plot_path)])
+    code = cli.main(
+        [
+            "bench",
+            "--quick",
+            "--sizes",
+            "100",
+            "--features",
+            "1",
+            "--dtypes",
+            "float32",
+            "--repeats",
+            "1",
+            "--no-peers",
+            "--json",
+            str(json_path),
+            "--plot",
+            str(plot_path),
+        ]
+    )
     assert code == 0
     assert plot_path.stat().st_size > 0
     report = json.loads(json_path.read_text())

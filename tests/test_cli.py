@@ -81,7 +81,9 @@ def test_plain_train_converges(capsys):
     assert "(auto)" in out and "method: gd," in out and "epochs 10" in out
 
 
-@pytest.mark.parametrize("method, intercept", [("gd", False), ("gd", True), ("minibatch", True), ("sgd", False)])
+@pytest.mark.parametrize(
+    "method, intercept", [("gd", False), ("gd", True), ("minibatch", True), ("sgd", False)]
+)
 def test_auto_lr_is_the_estimator_rule(method, intercept, capsys):
     argv = ["train", "--n", "3000", "--features", "3", "--method", method, "--epochs", "2", "--no-progress"]
     assert main(argv + (["--fit-intercept"] if intercept else [])) == 0
@@ -185,7 +187,9 @@ def test_plot_path_is_checked_before_training(tmp_path, capsys, monkeypatch):
     assert "is a folder" in _plot_error(["--plot", str(tmp_path)], capsys)
     # Root may write anywhere, so an unwritable folder is what os.access says it is.
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode: False if mode == os.W_OK else real_access(path, mode))
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: False if mode == os.W_OK else real_access(path, mode)
+    )
     assert "cannot write" in _plot_error(["--plot", str(tmp_path / "loss.png")], capsys)
 
 
@@ -202,7 +206,9 @@ def test_runaway_loss_exits_3_with_a_hint(capsys):
     assert main(["train", "--lr", "100", "--n", "1000", "--epochs", "20", "--no-progress"]) == 3
     captured = capsys.readouterr()
     assert "final cost = " in captured.out and "w = " in captured.out
-    assert re.fullmatch(r"fastgd train: the loss grew from \S+ to \S+: lower --lr \(try --lr 10\)\n", captured.err)
+    assert re.fullmatch(
+        r"fastgd train: the loss grew from \S+ to \S+: lower --lr \(try --lr 10\)\n", captured.err
+    )
 
 
 def test_divergence_warning_alone_exits_3(capsys, monkeypatch):
@@ -239,8 +245,9 @@ def test_info_tells_the_build_tool_from_the_extension(capsys, monkeypatch):
         assert re.search(r"^fastgd_ext \(compiled extension\): available \(", out, re.MULTILINE)
     _block_imports(monkeypatch, "fastgd_ext")
     assert main(["info"]) == 0
-    assert re.search(r"^fastgd_ext \(compiled extension\): not available \(", capsys.readouterr().out,
-                     re.MULTILINE)
+    assert re.search(
+        r"^fastgd_ext \(compiled extension\): not available \(", capsys.readouterr().out, re.MULTILINE
+    )
 
 
 # -- bench without its optional dependencies ---------------------------------------
@@ -250,8 +257,23 @@ def test_bench_skips_missing_peers_with_a_note(tmp_path, capsys, monkeypatch):
     _block_imports(monkeypatch, "torch", "sklearn")
     monkeypatch.setattr(bench, "small_problems", lambda repeats=5: None)  # no subprocess timings
     out = tmp_path / "bench.json"
-    code = main(["bench", "--backend", "numpy", "--sizes", "100", "--features", "1", "--dtypes", "float64",
-                 "--repeats", "1", "--json", str(out)])
+    code = main(
+        [
+            "bench",
+            "--backend",
+            "numpy",
+            "--sizes",
+            "100",
+            "--features",
+            "1",
+            "--dtypes",
+            "float64",
+            "--repeats",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err
     assert "fastgd bench: skipping the torch peer" in err and "pip install torch" in err
@@ -263,7 +285,10 @@ def test_bench_plot_without_matplotlib_fails_before_measuring(tmp_path, capsys, 
     _block_imports(monkeypatch, "matplotlib")
     monkeypatch.setattr(bench, "run_matrix", lambda **kwargs: pytest.fail("measured before checking --plot"))
     assert main(["bench", "--backend", "numpy", "--plot", str(tmp_path / "b.png")]) == 2
-    assert capsys.readouterr().err == "fastgd bench: error: --plot needs matplotlib: pip install 'fastgd[plot]'\n"
+    assert (
+        capsys.readouterr().err
+        == "fastgd bench: error: --plot needs matplotlib: pip install 'fastgd[plot]'\n"
+    )
 
 
 # -- the cli module itself ------------------------------------------------------------

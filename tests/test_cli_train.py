@@ -18,7 +18,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def train(*args, check=True):
     out = subprocess.run(
         [sys.executable, "-m", "fastgd", "train", *map(str, args)],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
     if check:
         assert out.returncode == 0, out.stderr
@@ -34,8 +37,23 @@ def _value(stdout, name):
 def test_synthetic_with_progress_and_plot(tmp_path):
     pytest.importorskip("matplotlib")
     plot = tmp_path / "loss.png"
-    out = train("--n", "2e4", "--noise", "0.01", "--intercept", "0.5", "--fit-intercept",
-                "--epochs", "40", "--lr", "0.2", "--seed", "3", "--plot", plot)
+    out = train(
+        "--n",
+        "2e4",
+        "--noise",
+        "0.01",
+        "--intercept",
+        "0.5",
+        "--fit-intercept",
+        "--epochs",
+        "40",
+        "--lr",
+        "0.2",
+        "--seed",
+        "3",
+        "--plot",
+        plot,
+    )
     X, y, coef = datasets.make_linear(20_000, intercept=0.5, noise=0.01, seed=3)
     assert "20,000 samples x 1 feature (float64)" in out.stdout
     assert abs(_value(out.stdout, "w") - coef) < 1e-3
@@ -49,8 +67,20 @@ def test_synthetic_with_progress_and_plot(tmp_path):
 
 def test_npy_folder_minibatch(tmp_path):
     X, y, coef = datasets.make_linear(5_000, 3, noise=0.05, seed=8, dtype="float32", out=tmp_path)
-    out = train("--data", tmp_path, "--method", "minibatch", "--batch-size", "50", "--lr", "0.05",
-                "--epochs", "3", "--shuffle", "--no-progress")
+    out = train(
+        "--data",
+        tmp_path,
+        "--method",
+        "minibatch",
+        "--batch-size",
+        "50",
+        "--lr",
+        "0.05",
+        "--epochs",
+        "3",
+        "--shuffle",
+        "--no-progress",
+    )
     assert "5,000 samples x 3 features (float32)" in out.stdout and f"from {tmp_path}" in out.stdout
     assert "minibatch (batch 50)" in out.stdout and out.stderr == ""
     w = np.array(re.search(r"^w = \[([^\]]*)\]", out.stdout, re.MULTILINE).group(1).split(), dtype=float)
@@ -58,8 +88,21 @@ def test_npy_folder_minibatch(tmp_path):
 
 
 def test_generate_to_folder_then_sgd(tmp_path):
-    out = train("--n", "3000", "--out", tmp_path / "d", "--dtype", "float32", "--method", "sgd",
-                "--lr", "0.01", "--epochs", "2", "--no-progress")
+    out = train(
+        "--n",
+        "3000",
+        "--out",
+        tmp_path / "d",
+        "--dtype",
+        "float32",
+        "--method",
+        "sgd",
+        "--lr",
+        "0.01",
+        "--epochs",
+        "2",
+        "--no-progress",
+    )
     assert sorted(os.listdir(tmp_path / "d")) == ["X.npy", "y.npy"]
     assert np.load(tmp_path / "d" / "X.npy").dtype == np.float32
     assert "method: sgd" in out.stdout and "b = None" in out.stdout

@@ -72,8 +72,14 @@ def test_registry_without_device():
         print("ok", info)
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], env=_child_env(), cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=_child_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -83,9 +89,22 @@ if not ON_DEVICE:
         """The grid below, on the CUDA simulator with 8 threads per block and at most 4 blocks."""
         env = _child_env(NUMBA_ENABLE_CUDASIM="1", FASTGD_CUDA_THREADS="8", FASTGD_CUDA_MAX_BLOCKS="4")
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", os.path.abspath(__file__), "-q", "-p", "no:cacheprovider",
-             "-W", "error"],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                os.path.abspath(__file__),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-W",
+                "error",
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
         assert " passed" in done.stdout and "skipped" not in done.stdout, done.stdout[-3000:]
@@ -119,8 +138,9 @@ if ON_DEVICE:
         return X.astype(dtype), y.astype(dtype)
 
     def _close(got, want, rtol):
-        np.testing.assert_allclose(np.asarray(got.w, dtype=float), np.asarray(want.w, dtype=float),
-                                   rtol=rtol, atol=rtol * 1e-3)
+        np.testing.assert_allclose(
+            np.asarray(got.w, dtype=float), np.asarray(want.w, dtype=float), rtol=rtol, atol=rtol * 1e-3
+        )
         if want.b is None:
             assert got.b is None
         else:
@@ -145,13 +165,20 @@ if ON_DEVICE:
 
     CASES = [(kind, option, 3, np.float64) for kind in KINDS for option in OPTIONS if option != "wd_shuffle"]
     # One feature: the tutorial's fast reduction, and the affine-map scan for per-sample SGD.
-    CASES += [(kind, option, 1, np.float64) for kind in KINDS for option in ("plain", "dampening_wd", "shuffle")]
+    CASES += [
+        (kind, option, 1, np.float64) for kind in KINDS for option in ("plain", "dampening_wd", "shuffle")
+    ]
     CASES += [("sgd", "wd_shuffle", 1, np.float64)]
-    CASES += [(kind, option, d, np.float32) for kind in KINDS for option in ("plain", "nesterov_intercept")
-              for d in (1, 3)]
+    CASES += [
+        (kind, option, d, np.float32)
+        for kind in KINDS
+        for option in ("plain", "nesterov_intercept")
+        for d in (1, 3)
+    ]
 
     @pytest.mark.parametrize(
-        "kind, option, d, dtype", CASES,
+        "kind, option, d, dtype",
+        CASES,
         ids=[f"{k}-{o}-d{d}-{np.dtype(t).name}" for k, o, d, t in CASES],
     )
     def test_matches_reference(kind, option, d, dtype):
@@ -171,8 +198,11 @@ if ON_DEVICE:
         X, y = _data(200, d, np.float64)
         kw = dict(lr=0.05, epochs=2, fit_intercept=True, momentum=0.5)
         _close(fastgd.gd(X, y, **kw), reference.gd(X, y, **kw), 1e-9)
-        _close(fastgd.minibatch_sgd(X, y, batch_size=32, **kw),
-               reference.minibatch_sgd(X, y, batch_size=32, **kw), 1e-9)
+        _close(
+            fastgd.minibatch_sgd(X, y, batch_size=32, **kw),
+            reference.minibatch_sgd(X, y, batch_size=32, **kw),
+            1e-9,
+        )
         w = np.linspace(-1, 1, d)
         dw, db = fastgd.gradient(X, y, w, 0.25)
         rdw, rdb = reference.gradient(X, y, w, 0.25)
@@ -187,8 +217,9 @@ if ON_DEVICE:
         xs, ys = fastgd.datasets.tutorial()
         assert fastgd.gradient(xs, ys, 1.0) == pytest.approx(reference.gradient(xs, ys, 1.0), rel=1e-9)
         tutorial = fastgd.gd(xs, ys, w0=1.0, lr=0.1, epochs=5)
-        np.testing.assert_allclose(tutorial.losses, reference.gd(xs, ys, w0=1.0, lr=0.1, epochs=5).losses,
-                                   rtol=1e-9)
+        np.testing.assert_allclose(
+            tutorial.losses, reference.gd(xs, ys, w0=1.0, lr=0.1, epochs=5).losses, rtol=1e-9
+        )
 
     @pytest.mark.parametrize("batch_size", [None, 16, 1])
     def test_deterministic(batch_size):

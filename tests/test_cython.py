@@ -57,8 +57,19 @@ CASES = {
     "sgd_2d": ("2d", dict(lr=0.01, epochs=2, batch_size=1, weight_decay=0.01)),
     "sgd_1d_plain": ("1d", dict(lr=0.01, epochs=2, batch_size=1)),  # the affine maps (parallel)
     "sgd_2d_plain": ("2d", dict(lr=0.01, epochs=2, batch_size=1, fit_intercept=True)),  # lane dot products
-    "mini_shuffle": ("2d", dict(lr=0.02, epochs=2, batch_size=7, fit_intercept=True, shuffle=True,
-                                seed=5, momentum=0.8, nesterov=True)),
+    "mini_shuffle": (
+        "2d",
+        dict(
+            lr=0.02,
+            epochs=2,
+            batch_size=7,
+            fit_intercept=True,
+            shuffle=True,
+            seed=5,
+            momentum=0.8,
+            nesterov=True,
+        ),
+    ),
 }
 CASE_CODE = textwrap.dedent(
     """
@@ -88,10 +99,18 @@ def _run_python(code: str, tmp_path: Path, env_extra=None) -> dict:
     script.write_text(code)
     env = dict(os.environ)
     env.pop("FASTGD_BACKEND", None)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
     env.update(env_extra or {})
-    proc = subprocess.run([sys.executable, "-W", "error", str(script)], cwd=str(tmp_path), env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", str(script)],
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -180,10 +199,19 @@ def test_default_mode_bitwise_numba(rng, dtype, d, fit_intercept, batch_size, op
     info = {row.name: row for row in fastgd.backends()}["numba"]
     if not info.available:
         pytest.skip(f"numba unavailable: {info.reason}")
-    n = 4 * 4096 + 2 * 4096 + 700 if d == 1 else 2 * 4096 + 700  # d == 1: one group of 4 blocks, then the rest
+    n = (
+        4 * 4096 + 2 * 4096 + 700 if d == 1 else 2 * 4096 + 700
+    )  # d == 1: one group of 4 blocks, then the rest
     X, y = linear_data(rng, n, d, dtype=dtype, scalar=d == 1)
-    kw = dict(lr=0.05 if batch_size is None else 0.002, epochs=2, batch_size=batch_size,
-              fit_intercept=fit_intercept, shuffle=batch_size is not None, seed=1, **OPTIMIZERS[optimizer])
+    kw = dict(
+        lr=0.05 if batch_size is None else 0.002,
+        epochs=2,
+        batch_size=batch_size,
+        fit_intercept=fit_intercept,
+        shuffle=batch_size is not None,
+        seed=1,
+        **OPTIMIZERS[optimizer],
+    )
     with fastgd.use("numba"):
         expected = fastgd.fit(X, y, **kw)
         expected_cost = fastgd.cost(X, y, expected.w, expected.b)
@@ -255,15 +283,19 @@ def _in_process_cases() -> dict:
 
 
 def test_default_is_cython_without_numba(tmp_path):
-    code = BLOCKER.format(blocked=["numba", "llvmlite"]) + textwrap.dedent(
-        """
+    code = (
+        BLOCKER.format(blocked=["numba", "llvmlite"])
+        + textwrap.dedent(
+            """
         import json
         import fastgd
         after_import = sorted(m for m in sys.modules if m.split(".")[0] in ("numba", "llvmlite"))
         attempts_at_import = list(ATTEMPTS)
         """
-    ) + _cases_code() + textwrap.dedent(
-        """
+        )
+        + _cases_code()
+        + textwrap.dedent(
+            """
         results = run_cases()
         backends = {row.name: [row.available, row.reason] for row in fastgd.backends()}
         print(json.dumps(dict(
@@ -271,6 +303,7 @@ def test_default_is_cython_without_numba(tmp_path):
             after_fit=sorted(m for m in sys.modules if m.split(".")[0] in ("numba", "llvmlite")),
             default=fastgd._registry.current_name(), backends=backends, results=results)))
         """
+        )
     )
     child = _run_python(code, tmp_path)
     assert child["after_import"] == [] and child["attempts_at_import"] == []  # import fastgd: no numba
@@ -322,8 +355,10 @@ def test_same_bytes_for_one_and_two_threads(tmp_path):
         print(json.dumps(dict(threads=_kernels.threads(), openmp=_kernels.OPENMP, results=results)))
         """
     )
-    runs = {t: _run_python(code, tmp_path, {"OMP_NUM_THREADS": str(t), "FASTGD_BACKEND": "cython"})
-            for t in (1, 2)}
+    runs = {
+        t: _run_python(code, tmp_path, {"OMP_NUM_THREADS": str(t), "FASTGD_BACKEND": "cython"})
+        for t in (1, 2)
+    }
     assert runs[1]["threads"] == 1
     if runs[2]["openmp"]:
         assert runs[2]["threads"] == 2

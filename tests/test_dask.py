@@ -24,8 +24,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=":0", env={"NUMBA_NUM_THREADS": "1"},  # any free port: runs may overlap
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+        env={"NUMBA_NUM_THREADS": "1"},  # any free port: runs may overlap
     )
     with distributed.Client(cluster) as c:
         yield c
@@ -113,8 +117,9 @@ def test_divergence(client, data):
 
 def test_local_scheduler_without_client(data):
     X, y = data
-    on_dask = fastgd.gd(da.from_array(X, chunks=8_000), da.from_array(y, chunks=8_000),
-                        lr=0.1, epochs=5, fit_intercept=True)
+    on_dask = fastgd.gd(
+        da.from_array(X, chunks=8_000), da.from_array(y, chunks=8_000), lr=0.1, epochs=5, fit_intercept=True
+    )
     _close(on_dask, fastgd.gd(X, y, lr=0.1, epochs=5, fit_intercept=True))
 
 
@@ -230,16 +235,33 @@ def test_cluster_sgd_state_hand_over(client, data):
     kw = dict(batch_size=32, lr=0.01, momentum=0.9, fit_intercept=True)
     state = OptimizerState()
     first = fastgd._engine.train(Xd, y, epochs=1, state=state, **_fit_defaults(kw))
-    second = fastgd._engine.train(Xd, y, epochs=1, w0=first.w, b0=first.b, state=state,
-                                  **_fit_defaults(kw, keep=("lr", "batch_size", "momentum")))
+    second = fastgd._engine.train(
+        Xd,
+        y,
+        epochs=1,
+        w0=first.w,
+        b0=first.b,
+        state=state,
+        **_fit_defaults(kw, keep=("lr", "batch_size", "momentum")),
+    )
     both = fastgd.fit(X, y, epochs=2, **kw)
     np.testing.assert_allclose(second.w, both.w, rtol=1e-9)
     assert state.steps == 2 * 40_000 // 32 + 2 * (40_000 % 32 > 0)
 
 
 def _fit_defaults(kw, keep=None):
-    options = dict(lr=0.01, batch_size=None, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
-                   shuffle=False, seed=None, exact=False, callback=None)
+    options = dict(
+        lr=0.01,
+        batch_size=None,
+        momentum=0.0,
+        dampening=0.0,
+        nesterov=False,
+        weight_decay=0.0,
+        shuffle=False,
+        seed=None,
+        exact=False,
+        callback=None,
+    )
     options.update({k: v for k, v in kw.items() if k != "fit_intercept" and (keep is None or k in keep)})
     options["fit_intercept"] = kw.get("fit_intercept", False)
     return options

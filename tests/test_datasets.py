@@ -149,15 +149,14 @@ def test_memory_bounded_while_writing(tmp_path):
         f"""
         import resource
         from fastgd import datasets
-        datasets.make_linear(100_000, out={str(tmp_path / 'warm')!r})
+        datasets.make_linear(100_000, out={str(tmp_path / "warm")!r})
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        X, y, _ = datasets._make_linear(20_000_000, noise=0.1, threads=2, out={str(tmp_path / 'big')!r})
+        X, y, _ = datasets._make_linear(20_000_000, noise=0.1, threads=2, out={str(tmp_path / "big")!r})
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(before, after, X.nbytes + y.nbytes)
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True,
-                         cwd=ROOT)
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, cwd=ROOT)
     before_kib, after_kib, nbytes = map(int, out.stdout.split())
     assert nbytes == 320_000_000
     grown = (after_kib - before_kib) * 1024

@@ -92,8 +92,18 @@ def test_inputs_never_modified(module, batch_size):
     y = GOOD_Y.copy()
     w0 = np.array([0.5, -0.5])
     copies = [a.copy() for a in (X, y, w0)]
-    module.fit(X, y, w0=w0, batch_size=batch_size, momentum=0.9, fit_intercept=True, b0=0.1,
-               shuffle=True, seed=1, epochs=3)
+    module.fit(
+        X,
+        y,
+        w0=w0,
+        batch_size=batch_size,
+        momentum=0.9,
+        fit_intercept=True,
+        b0=0.1,
+        shuffle=True,
+        seed=1,
+        epochs=3,
+    )
     module.forward(X, w0, 0.5)
     module.gradient(X, y, w0, 0.5)
     for before, after in zip(copies, (X, y, w0)):

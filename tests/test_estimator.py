@@ -72,8 +72,14 @@ def test_check_array_api_input():
                               expect_only_array_outputs=False)
     """
     env = dict(os.environ, PYTHONPATH=ROOT, SCIPY_ARRAY_API="1")
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -82,22 +88,30 @@ SGD_EXPECTED_FAILURES = {
     # the weighted gradient); repeating the sample instead changes the batches
     # and the number of steps, so the two trajectories differ. Full-batch GD
     # (the default) passes this check.
-    "check_sample_weight_equivalence_on_dense_data":
-        "SGD: a weight scales a sample's step; repeating it changes the batches",
-    "check_sample_weight_equivalence_on_sparse_data":
-        "SGD: a weight scales a sample's step; repeating it changes the batches",
+    "check_sample_weight_equivalence_on_dense_data": "SGD: a weight scales a sample's step; repeating it changes the batches",
+    "check_sample_weight_equivalence_on_sparse_data": "SGD: a weight scales a sample's step; repeating it changes the batches",
 }
 
 
-@pytest.mark.parametrize("model", [
-    GDRegressor(batch_size=1),
-    GDRegressor(batch_size=8, momentum=0.9, shuffle=True, random_state=0),
-    GDRegressor(batch_size=4, momentum=0.5, nesterov=True, weight_decay=1e-3, exact=True,
-                tol=1e-3, fit_intercept=False),
-], ids=["sgd", "minibatch-momentum-shuffle", "nesterov-tol-no-intercept"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        GDRegressor(batch_size=1),
+        GDRegressor(batch_size=8, momentum=0.9, shuffle=True, random_state=0),
+        GDRegressor(
+            batch_size=4,
+            momentum=0.5,
+            nesterov=True,
+            weight_decay=1e-3,
+            exact=True,
+            tol=1e-3,
+            fit_intercept=False,
+        ),
+    ],
+    ids=["sgd", "minibatch-momentum-shuffle", "nesterov-tol-no-intercept"],
+)
 def test_check_estimator_sgd_configurations(model):
-    results = check_estimator(model, on_skip=None, on_fail=None,
-                              expected_failed_checks=SGD_EXPECTED_FAILURES)
+    results = check_estimator(model, on_skip=None, on_fail=None, expected_failed_checks=SGD_EXPECTED_FAILURES)
     failed = {r["check_name"]: r["exception"] for r in results if r["status"] == "failed"}
     assert not failed
 
@@ -182,8 +196,9 @@ def test_pipeline_and_grid_search():
     X = X * [1.0, 100.0, 0.01] + 50.0
     pipe = make_pipeline(StandardScaler(), GDRegressor(epochs=200))
     assert pipe.fit(X, y).score(X, y) > 0.99
-    search = GridSearchCV(pipe, {"gdregressor__batch_size": [None, 8],
-                                 "gdregressor__momentum": [0.0, 0.9]}, cv=3)
+    search = GridSearchCV(
+        pipe, {"gdregressor__batch_size": [None, 8], "gdregressor__momentum": [0.0, 0.9]}, cv=3
+    )
     search.fit(X, y)
     assert search.best_score_ > 0.99
     assert set(search.best_params_) == {"gdregressor__batch_size", "gdregressor__momentum"}
@@ -191,8 +206,7 @@ def test_pipeline_and_grid_search():
 
 def test_clone_and_pickle_round_trips():
     X, y = data()
-    model = GDRegressor(lr=0.05, batch_size=4, momentum=0.9, shuffle=True, random_state=3,
-                        epochs=10)
+    model = GDRegressor(lr=0.05, batch_size=4, momentum=0.9, shuffle=True, random_state=3, epochs=10)
     fresh = clone(model)
     assert fresh.get_params() == model.get_params() and not hasattr(fresh, "coef_")
     model.fit(X, y)
@@ -247,9 +261,22 @@ def test_partial_fit_on_the_reference(options, on_reference):
 
 def test_state_hand_over_engine_vs_reference(cpu_backend):
     X, y = data(n=30)
-    kw = dict(lr=0.01, epochs=2, batch_size=3, w0=None, b0=None, fit_intercept=True,
-              momentum=0.8, dampening=0.1, nesterov=False, weight_decay=0.01, shuffle=False,
-              seed=None, exact=True, callback=None)
+    kw = dict(
+        lr=0.01,
+        epochs=2,
+        batch_size=3,
+        w0=None,
+        b0=None,
+        fit_intercept=True,
+        momentum=0.8,
+        dampening=0.1,
+        nesterov=False,
+        weight_decay=0.01,
+        shuffle=False,
+        seed=None,
+        exact=True,
+        callback=None,
+    )
     fits = []
     for train in (_engine.train, reference._fit):
         state, w, b = OptimizerState(), None, None
@@ -299,8 +326,9 @@ def test_partial_fit_shuffle_is_seeded():
         model.partial_fit(X, y).partial_fit(X, y)
     assert_same(a, b)
     c = GDRegressor(batch_size=2, shuffle=True, random_state=6).partial_fit(X, y)
-    assert not np.array_equal(c.coef_, GDRegressor(batch_size=2, shuffle=True,
-                                                   random_state=5).partial_fit(X, y).coef_)
+    assert not np.array_equal(
+        c.coef_, GDRegressor(batch_size=2, shuffle=True, random_state=5).partial_fit(X, y).coef_
+    )
 
 
 # -- sample weights -------------------------------------------------------------
@@ -325,15 +353,16 @@ def test_zero_weight_is_a_removed_sample(batch_size):
     kw = dict(lr=0.02, epochs=5, batch_size=batch_size, exact=True)
     assert_same(GDRegressor(**kw).fit(X, y, sample_weight=w), GDRegressor(**kw).fit(X[keep], y[keep]))
     w[0] = 2.0
-    assert_same(GDRegressor(**kw).fit(X, y, sample_weight=w),
-                GDRegressor(**kw).fit(X[keep], y[keep], sample_weight=w[keep]))
+    assert_same(
+        GDRegressor(**kw).fit(X, y, sample_weight=w),
+        GDRegressor(**kw).fit(X[keep], y[keep], sample_weight=w[keep]),
+    )
 
 
 def test_equal_weights_are_no_weights():
     X, y = data()
     kw = dict(lr=0.05, epochs=5, exact=True)
-    assert_same(GDRegressor(**kw).fit(X, y, sample_weight=np.full(40, 2.5)),
-                GDRegressor(**kw).fit(X, y))
+    assert_same(GDRegressor(**kw).fit(X, y, sample_weight=np.full(40, 2.5)), GDRegressor(**kw).fit(X, y))
 
 
 def test_weighted_loss_and_reference(on_reference):
@@ -387,8 +416,9 @@ def test_early_stopping_rule(tol, patience):
     full = GDRegressor(lr=0.05, epochs=300, batch_size=8, exact=True).fit(X, y)
     after = np.r_[full.loss_curve_[1:], full.loss_]
     stops = expected_stop(after, tol, patience)
-    model = GDRegressor(lr=0.05, epochs=300, batch_size=8, exact=True, tol=tol,
-                        n_iter_no_change=patience).fit(X, y)
+    model = GDRegressor(
+        lr=0.05, epochs=300, batch_size=8, exact=True, tol=tol, n_iter_no_change=patience
+    ).fit(X, y)
     assert model.n_iter_ == stops < 300
     np.testing.assert_array_equal(model.loss_curve_, full.loss_curve_[:stops])
 
@@ -398,16 +428,23 @@ def test_early_stopping_on_the_reference(on_reference):
     kw = dict(lr=0.05, epochs=200, batch_size=4, exact=True, tol=1e-4, n_iter_no_change=2)
     on_ref = GDRegressor(**kw).fit(X, y)
     monkeypatch_free = estimator._EarlyStopping(1e-4, 2)
-    fast = fastgd.fit(X, y, lr=0.05, epochs=200, batch_size=4, exact=True, fit_intercept=True,
-                      callback=monkeypatch_free)
+    fast = fastgd.fit(
+        X, y, lr=0.05, epochs=200, batch_size=4, exact=True, fit_intercept=True, callback=monkeypatch_free
+    )
     assert on_ref.n_iter_ == fast.epochs_run < 200
     np.testing.assert_array_equal(on_ref.coef_, fast.w)
 
 
-@pytest.mark.parametrize("tol, patience, error", [
-    (-1.0, 5, ValueError), (float("nan"), 5, ValueError), ("x", 5, TypeError),
-    (1e-3, 0, ValueError), (1e-3, 2.5, TypeError),
-])
+@pytest.mark.parametrize(
+    "tol, patience, error",
+    [
+        (-1.0, 5, ValueError),
+        (float("nan"), 5, ValueError),
+        ("x", 5, TypeError),
+        (1e-3, 0, ValueError),
+        (1e-3, 2.5, TypeError),
+    ],
+)
 def test_bad_early_stopping_parameters(tol, patience, error):
     with pytest.raises(error, match="tol|n_iter_no_change"):
         GDRegressor(tol=tol, n_iter_no_change=patience).fit(*data())
@@ -451,8 +488,14 @@ def test_tqdm_imported_only_for_progress():
         assert "tqdm" in sys.modules
     """
     env = dict(os.environ, PYTHONPATH=ROOT)
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -503,16 +546,28 @@ def test_sgdregressor_mapping_in_docs(penalised):
     w = np.random.default_rng(3).uniform(0.5, 1.5, 50)
     w /= w.mean()
     options = dict(penalty="l2", alpha=0.05, fit_intercept=False) if penalised else {}
-    theirs = SGDRegressor(learning_rate="constant", eta0=0.02, shuffle=False, max_iter=20, tol=None,
-                          **dict(dict(penalty=None), **options)).fit(X, y, sample_weight=w)
-    ours = GDRegressor(lr=0.01, batch_size=1, epochs=20, weight_decay=0.1 if penalised else 0.0,
-                       fit_intercept=not penalised).fit(X, y, sample_weight=w)
+    theirs = SGDRegressor(
+        learning_rate="constant",
+        eta0=0.02,
+        shuffle=False,
+        max_iter=20,
+        tol=None,
+        **dict(dict(penalty=None), **options),
+    ).fit(X, y, sample_weight=w)
+    ours = GDRegressor(
+        lr=0.01, batch_size=1, epochs=20, weight_decay=0.1 if penalised else 0.0, fit_intercept=not penalised
+    ).fit(X, y, sample_weight=w)
     np.testing.assert_allclose(ours.coef_, theirs.coef_, rtol=1e-12, atol=1e-12)
     assert ours.intercept_ == pytest.approx(float(theirs.intercept_[0]), abs=1e-12)
 
 
 def test_api_reference_is_current():
-    done = subprocess.run([sys.executable, os.path.join(ROOT, "docs", "make_api.py"), "--check"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300,
-                          env=dict(os.environ, PYTHONPATH=ROOT))
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "docs", "make_api.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+    )
     assert done.returncode == 0, done.stderr

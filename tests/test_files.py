@@ -104,9 +104,11 @@ def test_segmented_epochs_equal_the_whole_order(tmp_path, monkeypatch, case, dty
     X, y, _ = datasets.make_linear(20_000, d, noise=0.1, seed=5, dtype=dtype, out=tmp_path)
     if d == 1:
         X = X[:, 0] if X.ndim == 2 else X
-    kw = {"sgd-affine": dict(batch_size=1, lr=0.01),
-          "sgd-features": dict(batch_size=1, lr=0.01, fit_intercept=True),
-          "minibatch-momentum": dict(batch_size=48, lr=0.01, momentum=0.9, fit_intercept=True)}[case]
+    kw = {
+        "sgd-affine": dict(batch_size=1, lr=0.01),
+        "sgd-features": dict(batch_size=1, lr=0.01, fit_intercept=True),
+        "minibatch-momentum": dict(batch_size=48, lr=0.01, momentum=0.9, fit_intercept=True),
+    }[case]
     kw.update(epochs=2, shuffle=True, seed=11)
     monkeypatch.setattr(_orders, "SHUFFLE_BLOCK", 1_000)
     kernels = fastgd._registry.kernels()
@@ -177,7 +179,10 @@ def test_trains_from_files_larger_than_the_memory_limit(tmp_path):
     datasets.make_linear(10_000, seed=2, out=small)
     out = subprocess.run(
         [sys.executable, "-c", MEMORY_LIMITED, str(big), str(small)],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     control, order_control, numbers = out.stdout.split("\n")[:3]

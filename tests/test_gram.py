@@ -21,8 +21,9 @@ CASES = {
     "plain": dict(),
     "intercept-momentum": dict(fit_intercept=True, momentum=0.9),
     "nesterov-decay": dict(fit_intercept=True, momentum=0.8, nesterov=True, weight_decay=0.05),
-    "bias-group-cosine": dict(fit_intercept=True, weight_decay=0.1, decay_intercept=False,
-                              lr=schedules.cosine(0.1, T_max=15)),
+    "bias-group-cosine": dict(
+        fit_intercept=True, weight_decay=0.1, decay_intercept=False, lr=schedules.cosine(0.1, T_max=15)
+    ),
     "average-from-3": dict(fit_intercept=True, average=3, dampening=0.2, momentum=0.5),
     "sequence": dict(lr=[0.2] * 5 + [0.05] * 10),
 }
@@ -52,12 +53,15 @@ def test_gram_float32_trains_to_float32(cpu_backend):
     assert_close(got, expected, rtol=2e-4, atol=2e-5)
 
 
-@pytest.mark.parametrize("d, dtype, fit_intercept", [
-    (2, "float64", True),  # one vector of 8, from a zero-padded buffer
-    (8, "float64", False),  # one vector, read in place
-    (19, "float32", True),  # three vectors (tiles of 4 rows), widened into a buffer
-    (40, "float64", True),  # five vectors, read in place: a full and a partial group
-])
+@pytest.mark.parametrize(
+    "d, dtype, fit_intercept",
+    [
+        (2, "float64", True),  # one vector of 8, from a zero-padded buffer
+        (8, "float64", False),  # one vector, read in place
+        (19, "float32", True),  # three vectors (tiles of 4 rows), widened into a buffer
+        (40, "float64", True),  # five vectors, read in place: a full and a partial group
+    ],
+)
 def test_gram_statistics_are_the_same_for_any_thread_count(d, dtype, fit_intercept):
     numba = pytest.importorskip("numba")
     from fastgd.kernels import numba_kernels
@@ -74,7 +78,9 @@ def test_gram_statistics_are_the_same_for_any_thread_count(d, dtype, fit_interce
         numba.set_num_threads(before)
     assert one.tobytes() == many.tobytes()
     expected = _gram.numpy_statistics(X.astype(np.float64), y.astype(np.float64), fit_intercept)
-    np.testing.assert_allclose(np.triu(one), np.triu(expected), rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+    np.testing.assert_allclose(
+        np.triu(one), np.triu(expected), rtol=1e-12, atol=1e-12 * np.abs(expected).max()
+    )
 
 
 def test_memory_mapped_data_is_read_once(tmp_path, monkeypatch):
@@ -111,7 +117,9 @@ def test_gram_divergence_keeps_the_last_finite_state():
 def test_gram_callback_and_interrupt():
     X, y = _noisy(n=200)
     seen = []
-    fastgd.gd(X, y, lr=0.1, epochs=10, solver="gram", callback=lambda e, f: seen.append(f.epochs_run) or e == 3)
+    fastgd.gd(
+        X, y, lr=0.1, epochs=10, solver="gram", callback=lambda e, f: seen.append(f.epochs_run) or e == 3
+    )
     assert seen == [1, 2, 3, 4]
 
     def stop(epoch, fit):

@@ -47,8 +47,10 @@ class ArrayLike:
 
 def fit_both(X, y):
     """fastgd.fit and GDRegressor on the same input."""
-    return (fastgd.fit(X, y, lr=0.05, epochs=5, fit_intercept=True, exact=True),
-            GDRegressor(lr=0.05, epochs=5, exact=True).fit(X, y))
+    return (
+        fastgd.fit(X, y, lr=0.05, epochs=5, fit_intercept=True, exact=True),
+        GDRegressor(lr=0.05, epochs=5, exact=True).fit(X, y),
+    )
 
 
 def check_against_numpy(fit, model, X, y):
@@ -84,8 +86,7 @@ def test_torch_tensors_that_require_grad(received):
 def test_torch_sample_weight():
     X, y = data()
     w = np.linspace(0.5, 2.0, X.shape[0])
-    a = GDRegressor(epochs=5).fit(torch.from_numpy(X), torch.from_numpy(y),
-                                  sample_weight=torch.from_numpy(w))
+    a = GDRegressor(epochs=5).fit(torch.from_numpy(X), torch.from_numpy(y), sample_weight=torch.from_numpy(w))
     b = GDRegressor(epochs=5).fit(X, y, sample_weight=w)
     np.testing.assert_array_equal(a.coef_, b.coef_)
 

@@ -25,18 +25,30 @@ torch = pytest.importorskip("torch")
 EPOCHS = 12
 
 SCHEDULES = {
-    "step": (lambda lr: schedules.step(lr, step_size=3, gamma=0.5),
-             lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)),
-    "multistep": (lambda lr: schedules.multistep(lr, [2, 5, 5, 9], gamma=0.3),
-                  lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, [2, 5, 5, 9], gamma=0.3)),
-    "exponential": (lambda lr: schedules.exponential(lr, gamma=0.9),
-                    lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9)),
-    "cosine": (lambda lr: schedules.cosine(lr, T_max=7, eta_min=0.001),
-               lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=7, eta_min=0.001)),
-    "cosine-to-zero": (lambda lr: schedules.cosine(lr, T_max=EPOCHS - 1),
-                       lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=EPOCHS - 1)),
-    "linear-warmup": (lambda lr: schedules.linear(lr, start_factor=0.25, total_iters=4),
-                      lambda opt: torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.25, total_iters=4)),
+    "step": (
+        lambda lr: schedules.step(lr, step_size=3, gamma=0.5),
+        lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5),
+    ),
+    "multistep": (
+        lambda lr: schedules.multistep(lr, [2, 5, 5, 9], gamma=0.3),
+        lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, [2, 5, 5, 9], gamma=0.3),
+    ),
+    "exponential": (
+        lambda lr: schedules.exponential(lr, gamma=0.9),
+        lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9),
+    ),
+    "cosine": (
+        lambda lr: schedules.cosine(lr, T_max=7, eta_min=0.001),
+        lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=7, eta_min=0.001),
+    ),
+    "cosine-to-zero": (
+        lambda lr: schedules.cosine(lr, T_max=EPOCHS - 1),
+        lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=EPOCHS - 1),
+    ),
+    "linear-warmup": (
+        lambda lr: schedules.linear(lr, start_factor=0.25, total_iters=4),
+        lambda opt: torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.25, total_iters=4),
+    ),
 }
 
 
@@ -61,8 +73,22 @@ def _data(n=40, d=3, seed=0):
     return X, y
 
 
-def _torch_fit(X, y, *, lr, epochs, batch_size, momentum=0.0, nesterov=False, weight_decay=0.0, loss="mse",
-               delta=1.0, average=False, decay_intercept=True, scheduler=None):
+def _torch_fit(
+    X,
+    y,
+    *,
+    lr,
+    epochs,
+    batch_size,
+    momentum=0.0,
+    nesterov=False,
+    weight_decay=0.0,
+    loss="mse",
+    delta=1.0,
+    average=False,
+    decay_intercept=True,
+    scheduler=None,
+):
     n, d = X.shape
     model = torch.nn.Linear(d, 1, bias=True).double()
     with torch.no_grad():
@@ -72,10 +98,15 @@ def _torch_fit(X, y, *, lr, epochs, batch_size, momentum=0.0, nesterov=False, we
         groups = [{"params": model.parameters()}]
     else:
         groups = [{"params": [model.weight]}, {"params": [model.bias], "weight_decay": 0.0}]
-    optimizer = torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    optimizer = torch.optim.SGD(
+        groups, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
+    )
     sched = scheduler(optimizer) if scheduler is not None else None
-    criterion = {"mse": torch.nn.MSELoss(), "huber": torch.nn.HuberLoss(delta=delta),
-                 "l1": torch.nn.L1Loss()}[loss]
+    criterion = {
+        "mse": torch.nn.MSELoss(),
+        "huber": torch.nn.HuberLoss(delta=delta),
+        "l1": torch.nn.L1Loss(),
+    }[loss]
     averaged = torch.optim.swa_utils.AveragedModel(model) if average else None
     start = 1 if average is True else int(average)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
@@ -122,8 +153,14 @@ def test_torch_parity(case, batch_size, cpu_backend):
     schedule = kw.pop("schedule", None)
     lr = 0.01
     (w, b), (w_last, b_last) = _torch_fit(
-        X, y, lr=lr, epochs=EPOCHS, batch_size=batch_size,
-        scheduler=None if schedule is None else SCHEDULES[schedule][1], **kw)
+        X,
+        y,
+        lr=lr,
+        epochs=EPOCHS,
+        batch_size=batch_size,
+        scheduler=None if schedule is None else SCHEDULES[schedule][1],
+        **kw,
+    )
     rate = lr if schedule is None else SCHEDULES[schedule][0](lr)
     got = fastgd.fit(X, y, lr=rate, epochs=EPOCHS, batch_size=batch_size, fit_intercept=True, **kw)
     np.testing.assert_allclose(got.w, w, rtol=1e-10, atol=1e-12)
@@ -146,13 +183,18 @@ def test_cost_and_gradient_are_torchs(loss):
     value = criterion(Xt @ wt + bt, yt)
     value.backward()
     for module in (fastgd, reference):
-        assert module.cost(X, y, w, b, loss=loss, delta=0.8) == pytest.approx(float(value.detach()), rel=1e-14)
+        assert module.cost(X, y, w, b, loss=loss, delta=0.8) == pytest.approx(
+            float(value.detach()), rel=1e-14
+        )
         dw, db = module.gradient(X, y, w, b, loss=loss, delta=0.8)
         np.testing.assert_allclose(dw, wt.grad.numpy(), rtol=1e-13)
         assert db == pytest.approx(float(bt.grad), rel=1e-13)
         per_sample = module.loss(X, y, w, b, loss=loss, delta=0.8)
-        reduction = torch.nn.HuberLoss(delta=0.8, reduction="none") if loss == "huber" else \
-            torch.nn.L1Loss(reduction="none")
+        reduction = (
+            torch.nn.HuberLoss(delta=0.8, reduction="none")
+            if loss == "huber"
+            else torch.nn.L1Loss(reduction="none")
+        )
         np.testing.assert_allclose(per_sample, reduction(Xt @ wt + bt, yt).detach().numpy(), rtol=1e-14)
 
 
@@ -166,8 +208,15 @@ GRID = {
     "average": dict(average=True, momentum=0.6),
     "average-from-100": dict(average=100),
     "no-bias-decay": dict(weight_decay=0.1, decay_intercept=False, momentum=0.3),
-    "everything": dict(lr=schedules.step(0.005, 2), loss="huber", average=7, weight_decay=0.05,
-                       decay_intercept=False, momentum=0.6, nesterov=True),
+    "everything": dict(
+        lr=schedules.step(0.005, 2),
+        loss="huber",
+        average=7,
+        weight_decay=0.05,
+        decay_intercept=False,
+        momentum=0.6,
+        nesterov=True,
+    ),
 }
 
 
@@ -191,16 +240,18 @@ def test_backends_equal_the_reference(case, batch_size, shape, cpu_backend):
     np.testing.assert_allclose(default.w_last, expected.w_last, rtol=1e-9, atol=1e-12)
 
 
-OPTION_VALUES = st.fixed_dictionaries({
-    "loss": st.sampled_from(["mse", "huber", "l1"]),
-    "delta": st.floats(0.1, 3.0),
-    "average": st.one_of(st.booleans(), st.integers(0, 20)),
-    "decay_intercept": st.booleans(),
-    "weight_decay": st.sampled_from([0.0, 0.03]),
-    "momentum": st.sampled_from([0.0, 0.5]),
-    "batch_size": st.sampled_from([None, 1, 3, 7]),
-    "rates": st.lists(st.floats(0.0, 0.05), min_size=3, max_size=3),
-})
+OPTION_VALUES = st.fixed_dictionaries(
+    {
+        "loss": st.sampled_from(["mse", "huber", "l1"]),
+        "delta": st.floats(0.1, 3.0),
+        "average": st.one_of(st.booleans(), st.integers(0, 20)),
+        "decay_intercept": st.booleans(),
+        "weight_decay": st.sampled_from([0.0, 0.03]),
+        "momentum": st.sampled_from([0.0, 0.5]),
+        "batch_size": st.sampled_from([None, 1, 3, 7]),
+        "rates": st.lists(st.floats(0.0, 0.05), min_size=3, max_size=3),
+    }
+)
 
 
 @settings(max_examples=40, deadline=None)
@@ -266,21 +317,39 @@ def test_cuda_refuses_what_it_does_not_run():
     cuda_kernels = pytest.importorskip("fastgd.kernels.cuda_kernels")
     from fastgd import _checks
 
-    base = dict(lr=0.1, epochs=1, batch_size=None, momentum=0.0, dampening=0.0, nesterov=False,
-                weight_decay=0.1, shuffle=False, seed=None, exact=False, callback=None)
-    for extra, name in [(dict(loss="huber"), "loss"), (dict(average=True), "average"),
-                        (dict(decay_intercept=False), "decay_intercept")]:
+    base = dict(
+        lr=0.1,
+        epochs=1,
+        batch_size=None,
+        momentum=0.0,
+        dampening=0.0,
+        nesterov=False,
+        weight_decay=0.1,
+        shuffle=False,
+        seed=None,
+        exact=False,
+        callback=None,
+    )
+    for extra, name in [
+        (dict(loss="huber"), "loss"),
+        (dict(average=True), "average"),
+        (dict(decay_intercept=False), "decay_intercept"),
+    ]:
         with pytest.raises(ValueError, match=name):
             cuda_kernels.check_options(_checks.options(**base, **extra), True)
     cuda_kernels.check_options(_checks.options(**dict(base, lr=[0.1])), True)  # schedules run
 
 
-@pytest.mark.parametrize("kw", [
-    dict(loss="huber", delta=0.5, lr=0.05),
-    dict(loss="l1", batch_size=4, lr=schedules.exponential(0.05, 0.9)),
-    dict(average=True, batch_size=1, lr=0.01),
-    dict(weight_decay=0.1, decay_intercept=False, lr=[0.05] * 5 + [0.01] * 15),
-], ids=["huber", "l1-schedule", "average", "bias-group-sequence"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(loss="huber", delta=0.5, lr=0.05),
+        dict(loss="l1", batch_size=4, lr=schedules.exponential(0.05, 0.9)),
+        dict(average=True, batch_size=1, lr=0.01),
+        dict(weight_decay=0.1, decay_intercept=False, lr=[0.05] * 5 + [0.01] * 15),
+    ],
+    ids=["huber", "l1-schedule", "average", "bias-group-sequence"],
+)
 def test_gdregressor_exposes_the_options(kw):
     pytest.importorskip("sklearn")
     X, y = _data()

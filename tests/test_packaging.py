@@ -30,18 +30,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def sdist(tmp_path_factory):
     """(member names relative to the sdist's top folder, PKG-INFO text) of a fresh sdist."""
     if importlib.util.find_spec("build") is None:
-        pytest.skip("the 'build' package is not installed (it comes with the test extra: "
-                    "pip install -e '.[test]')")
+        pytest.skip(
+            "the 'build' package is not installed (it comes with the test extra: pip install -e '.[test]')"
+        )
     out = tmp_path_factory.mktemp("sdist")
-    done = subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(out), ROOT],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--outdir", str(out), ROOT],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (archive,) = glob.glob(str(out / "*.tar.gz"))
     with tarfile.open(archive) as tar:
         names = tar.getnames()
         top = names[0].split("/")[0]
         pkg_info = tar.extractfile(f"{top}/PKG-INFO").read().decode("utf-8")
-    return {name[len(top) + 1:] for name in names if name.startswith(top + "/")}, pkg_info
+    return {name[len(top) + 1 :] for name in names if name.startswith(top + "/")}, pkg_info
 
 
 def test_sdist_has_no_generated_c(sdist):
@@ -80,7 +85,10 @@ def test_pyproject_license_is_an_spdx_string():
 
 def test_dependencies_and_extras():
     project = _project()
-    core = {requirement.split(";")[0].split(">")[0].split("=")[0].strip() for requirement in project["dependencies"]}
+    core = {
+        requirement.split(";")[0].split(">")[0].split("=")[0].strip()
+        for requirement in project["dependencies"]
+    }
     assert core == {"numpy", "numba", "tqdm"}  # tqdm: the command line's progress bars
     extras = project["optional-dependencies"]
     assert set(extras) == {"plot", "sklearn", "dask", "test"}
@@ -92,9 +100,11 @@ def test_dependencies_and_extras():
 
 
 def test_import_fastgd_imports_no_optional_dependency():
-    code = ("import sys, fastgd, fastgd.cli; fastgd.cli.build_parser(); "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'sklearn', 'matplotlib', 'dask', 'distributed', 'torch', 'pandas', 'tqdm'}))")
+    code = (
+        "import sys, fastgd, fastgd.cli; fastgd.cli.build_parser(); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'sklearn', 'matplotlib', 'dask', 'distributed', 'torch', 'pandas', 'tqdm'}))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
 

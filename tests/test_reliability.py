@@ -164,8 +164,9 @@ CONCURRENT = textwrap.dedent("""
 @pytest.mark.parametrize("layer", ["workqueue", "default"])
 def test_concurrent_fits_on_every_threading_layer(layer, tmp_path):
     env = _clean_env(NUMBA_THREADING_LAYER=layer, NUMBA_NUM_THREADS="2")
-    done = subprocess.run([sys.executable, "-c", CONCURRENT], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", CONCURRENT], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     if layer == "workqueue":
         assert done.stdout.strip() == "workqueue"
@@ -303,8 +304,9 @@ def test_pandas_nullable_dtypes(module):
     pd = pytest.importorskip("pandas")
     X = np.array([[1.0, 0.0], [2.0, 1.0], [3.0, 1.0]])
     y = np.array([2.0, 5.0, 7.0])
-    frame = pd.DataFrame({"a": pd.array(X[:, 0], dtype="Float64"),
-                          "b": pd.array(X[:, 1].astype(int), dtype="Int64")})
+    frame = pd.DataFrame(
+        {"a": pd.array(X[:, 0], dtype="Float64"), "b": pd.array(X[:, 1].astype(int), dtype="Int64")}
+    )
     expected = module.gd(X, y, epochs=5)
     got = module.gd(frame, pd.Series(y, dtype="Float64"), epochs=5)
     np.testing.assert_array_equal(got.w, expected.w)

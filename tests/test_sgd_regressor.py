@@ -39,7 +39,9 @@ def _data(n=40, d=3, seed=0, sparsity=0.0):
 
 
 def _params(model):
-    return np.concatenate([np.asarray(model.coef_, dtype=np.float64), np.asarray(model.intercept_, dtype=np.float64)])
+    return np.concatenate(
+        [np.asarray(model.coef_, dtype=np.float64), np.asarray(model.intercept_, dtype=np.float64)]
+    )
 
 
 def assert_same_model(expected, got, rtol=1e-9):
@@ -63,15 +65,28 @@ GRID = list(itertools.product(LOSSES, PENALTIES, RATES, [False, True, 7], [True,
 
 
 # The numpy backend runs the reference's loop: a third of the grid covers it.
-CASES = [(backend, *case) for backend in BACKENDS for case in GRID
-         if backend != "numpy" or (case[3] != 7 and case[1] != "elasticnet")]
+CASES = [
+    (backend, *case)
+    for backend in BACKENDS
+    for case in GRID
+    if backend != "numpy" or (case[3] != 7 and case[1] != "elasticnet")
+]
 
 
 @pytest.mark.parametrize("backend,loss,penalty,learning_rate,average,fit_intercept,tol", CASES)
 def test_parity_with_scikit_learn(backend, loss, penalty, learning_rate, average, fit_intercept, tol):
     X, y = _data()
-    kwargs = dict(loss=loss, penalty=penalty, learning_rate=learning_rate, average=average,
-                  fit_intercept=fit_intercept, tol=tol, shuffle=False, max_iter=25, alpha=0.01)
+    kwargs = dict(
+        loss=loss,
+        penalty=penalty,
+        learning_rate=learning_rate,
+        average=average,
+        fit_intercept=fit_intercept,
+        tol=tol,
+        shuffle=False,
+        max_iter=25,
+        alpha=0.01,
+    )
     context = _quiet()
     try:
         expected = SkSGDRegressor(**kwargs).fit(X, y)
@@ -81,14 +96,20 @@ def test_parity_with_scikit_learn(backend, loss, penalty, learning_rate, average
     assert_same_model(expected, got)
 
 
-@pytest.mark.parametrize("loss,penalty,learning_rate", [
-    ("squared_error", "l2", "invscaling"), ("huber", "elasticnet", "optimal"),
-    ("epsilon_insensitive", "l1", "constant"), ("squared_epsilon_insensitive", None, "adaptive"),
-])
+@pytest.mark.parametrize(
+    "loss,penalty,learning_rate",
+    [
+        ("squared_error", "l2", "invscaling"),
+        ("huber", "elasticnet", "optimal"),
+        ("epsilon_insensitive", "l1", "constant"),
+        ("squared_epsilon_insensitive", None, "adaptive"),
+    ],
+)
 def test_reference_matches_scikit_learn(loss, penalty, learning_rate):
     X, y = _data(n=30)
-    kwargs = dict(loss=loss, penalty=penalty, learning_rate=learning_rate, shuffle=False, average=3,
-                  alpha=0.01)
+    kwargs = dict(
+        loss=loss, penalty=penalty, learning_rate=learning_rate, shuffle=False, average=3, alpha=0.01
+    )
     assert_same_model(SkSGDRegressor(**kwargs).fit(X, y), reference.SGDRegressor(**kwargs).fit(X, y))
 
 
@@ -114,7 +135,9 @@ def test_sample_weight_partial_fit_warm_start(backend, penalty, average):
     sw = np.random.default_rng(2).random(60) * 2
     kwargs = dict(shuffle=False, penalty=penalty, average=average, alpha=0.001)
     make = lambda **k: fastgd.SGDRegressor(backend=backend, **kwargs, **k)  # noqa: E731
-    assert_same_model(SkSGDRegressor(**kwargs).fit(X, y, sample_weight=sw), make().fit(X, y, sample_weight=sw))
+    assert_same_model(
+        SkSGDRegressor(**kwargs).fit(X, y, sample_weight=sw), make().fit(X, y, sample_weight=sw)
+    )
     expected, got = SkSGDRegressor(**kwargs), make()
     for chunk in np.array_split(np.arange(60), 4):
         expected.partial_fit(X[chunk], y[chunk], sample_weight=sw[chunk])
@@ -122,8 +145,10 @@ def test_sample_weight_partial_fit_warm_start(backend, penalty, average):
         assert_same_model(expected, got)
     start = np.array([0.5, -0.5, 1.0, 2.0])
     given_start = start.copy()
-    assert_same_model(SkSGDRegressor(**kwargs).fit(X, y, coef_init=start.copy(), intercept_init=0.2),
-                      make().fit(X, y, coef_init=given_start, intercept_init=0.2))
+    assert_same_model(
+        SkSGDRegressor(**kwargs).fit(X, y, coef_init=start.copy(), intercept_init=0.2),
+        make().fit(X, y, coef_init=given_start, intercept_init=0.2),
+    )
     np.testing.assert_array_equal(given_start, start)  # scikit-learn writes into it; fastgd never
     context = _quiet()
     try:
@@ -172,9 +197,18 @@ def test_early_stopping(backend):
     # Without a penalty the weights' scale stays 1, so the validation score is
     # scikit-learn's to the bit (with L2 fastgd scores the scaled weights).
     X, y = _data(n=200, d=3, seed=5)
-    kwargs = dict(early_stopping=True, validation_fraction=0.2, random_state=4, penalty=None,
-                  shuffle=False, n_iter_no_change=3, learning_rate="adaptive")
-    assert_same_model(SkSGDRegressor(**kwargs).fit(X, y), fastgd.SGDRegressor(backend=backend, **kwargs).fit(X, y))
+    kwargs = dict(
+        early_stopping=True,
+        validation_fraction=0.2,
+        random_state=4,
+        penalty=None,
+        shuffle=False,
+        n_iter_no_change=3,
+        learning_rate="adaptive",
+    )
+    assert_same_model(
+        SkSGDRegressor(**kwargs).fit(X, y), fastgd.SGDRegressor(backend=backend, **kwargs).fit(X, y)
+    )
 
 
 def test_convergence_warning_and_n_iter():
@@ -198,11 +232,26 @@ def test_overflow_raises_and_keeps_the_last_finite_epoch():
     assert np.all(np.isfinite(model.coef_)) and np.isfinite(model.intercept_[0])
 
 
-@pytest.mark.parametrize("name,value", [
-    ("alpha", -1.0), ("loss", "hinge"), ("penalty", "l3"), ("learning_rate", "fast"), ("eta0", 0.0),
-    ("max_iter", 0), ("tol", -1.0), ("l1_ratio", 1.5), ("average", 0), ("validation_fraction", 1.0),
-    ("n_iter_no_change", 0), ("shuffle", 1), ("epsilon", -0.1), ("verbose", -1), ("random_state", "a"),
-])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("alpha", -1.0),
+        ("loss", "hinge"),
+        ("penalty", "l3"),
+        ("learning_rate", "fast"),
+        ("eta0", 0.0),
+        ("max_iter", 0),
+        ("tol", -1.0),
+        ("l1_ratio", 1.5),
+        ("average", 0),
+        ("validation_fraction", 1.0),
+        ("n_iter_no_change", 0),
+        ("shuffle", 1),
+        ("epsilon", -0.1),
+        ("verbose", -1),
+        ("random_state", "a"),
+    ],
+)
 def test_invalid_parameters_name_the_parameter(name, value):
     X, y = _data()
     with pytest.raises(InvalidParameterError, match=repr(name)):
@@ -290,14 +339,28 @@ def test_layout_slots_are_distinct():
 
 @settings(max_examples=25, deadline=None)
 @given(
-    n=st.integers(1, 30), d=st.integers(1, 10), seed=st.integers(0, 2**16),
-    loss=st.sampled_from(LOSSES), penalty=st.sampled_from(PENALTIES), rate=st.sampled_from(RATES),
-    average=st.sampled_from([False, True, 3]), shuffle=st.booleans(), alpha=st.sampled_from([1e-4, 0.01, 0.3]),
+    n=st.integers(1, 30),
+    d=st.integers(1, 10),
+    seed=st.integers(0, 2**16),
+    loss=st.sampled_from(LOSSES),
+    penalty=st.sampled_from(PENALTIES),
+    rate=st.sampled_from(RATES),
+    average=st.sampled_from([False, True, 3]),
+    shuffle=st.booleans(),
+    alpha=st.sampled_from([1e-4, 0.01, 0.3]),
 )
 def test_kernels_agree_with_the_oracle(n, d, seed, loss, penalty, rate, average, shuffle, alpha):
     X, y = _data(n=n, d=d, seed=seed)
-    kwargs = dict(loss=loss, penalty=penalty, learning_rate=rate, average=average, shuffle=shuffle,
-                  alpha=alpha, random_state=seed, max_iter=6)
+    kwargs = dict(
+        loss=loss,
+        penalty=penalty,
+        learning_rate=rate,
+        average=average,
+        shuffle=shuffle,
+        alpha=alpha,
+        random_state=seed,
+        max_iter=6,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -318,11 +381,19 @@ def test_cython_enum_mirrors_the_layout():
 
 
 @pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
-@pytest.mark.parametrize("penalty,learning_rate,fit_intercept,weighted", [
-    ("l2", "invscaling", True, False), (None, "constant", True, True), ("l2", "optimal", False, False),
-    ("l2", "adaptive", True, True), (None, "invscaling", False, True),
-])
-def test_one_feature_affine_path_matches_scikit_learn(backend, penalty, learning_rate, fit_intercept, weighted):
+@pytest.mark.parametrize(
+    "penalty,learning_rate,fit_intercept,weighted",
+    [
+        ("l2", "invscaling", True, False),
+        (None, "constant", True, True),
+        ("l2", "optimal", False, False),
+        ("l2", "adaptive", True, True),
+        (None, "invscaling", False, True),
+    ],
+)
+def test_one_feature_affine_path_matches_scikit_learn(
+    backend, penalty, learning_rate, fit_intercept, weighted
+):
     # From AFFINE_MIN_SAMPLES rows, one-feature squared-error SGD runs as
     # composed block maps: within rounding of scikit-learn's steps.
     rng = np.random.default_rng(6)
@@ -330,8 +401,14 @@ def test_one_feature_affine_path_matches_scikit_learn(backend, penalty, learning
     X = rng.normal(size=(n, 1))
     y = 1.5 * X[:, 0] - 0.5 + 0.2 * rng.normal(size=n)
     sw = rng.random(n) * 2 if weighted else None
-    kwargs = dict(penalty=penalty, learning_rate=learning_rate, fit_intercept=fit_intercept, shuffle=False,
-                  max_iter=30, tol=1e-4)
+    kwargs = dict(
+        penalty=penalty,
+        learning_rate=learning_rate,
+        fit_intercept=fit_intercept,
+        shuffle=False,
+        max_iter=30,
+        tol=1e-4,
+    )
     context = _quiet()
     try:
         expected = SkSGDRegressor(**kwargs).fit(X, y, sample_weight=sw)
@@ -368,8 +445,11 @@ def test_many_features_lanes_match_scikit_learn(backend, penalty, dtype, rtol):
     X, y = _data(n=300, d=19, seed=8)
     X, y = X.astype(dtype), y.astype(dtype)
     kwargs = dict(penalty=penalty, shuffle=False, average=penalty == "elasticnet")
-    assert_same_model(SkSGDRegressor(**kwargs).fit(X, y), fastgd.SGDRegressor(backend=backend, **kwargs).fit(X, y),
-                      rtol=rtol)
+    assert_same_model(
+        SkSGDRegressor(**kwargs).fit(X, y),
+        fastgd.SGDRegressor(backend=backend, **kwargs).fit(X, y),
+        rtol=rtol,
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

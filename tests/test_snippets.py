@@ -45,8 +45,14 @@ def test_block_runs_as_pasted(document, line, code, tmp_path):
     script = tmp_path / "snippet.py"
     script.write_text(code, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "FASTGD_BACKEND"}
-    done = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", str(script)], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=TIMEOUT_S)
+    done = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
     assert done.returncode == 0, (
         f"the block at {document}:{line} failed (exit {done.returncode}):\n{code}\n"
         f"--- stderr ---\n{done.stderr[-4000:]}"

@@ -170,8 +170,10 @@ def _structures():
     coo = csr.tocoo()
     parts = [coo.data * 0.5, coo.data * 0.25, coo.data - coo.data * 0.5 - coo.data * 0.25]
     order = rng.permutation(3 * coo.nnz)
-    dup = sparse.coo_matrix((np.concatenate(parts)[order], (np.tile(coo.row, 3)[order], np.tile(coo.col, 3)[order])),
-                            shape=coo.shape)
+    dup = sparse.coo_matrix(
+        (np.concatenate(parts)[order], (np.tile(coo.row, 3)[order], np.tile(coo.col, 3)[order])),
+        shape=coo.shape,
+    )
     # Explicit zeros stored (signed ones included).
     explicit = csr.copy()
     explicit.data[::3] = 0.0
@@ -285,8 +287,9 @@ def test_cuda_refuses_sparse_x_by_name():
     )
     env = {k: v for k, v in os.environ.items() if k != "FASTGD_BACKEND"}
     env.update(NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=ROOT + os.pathsep + env.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().split("\n")
     assert lines[0].startswith("ValueError: X is sparse: the cuda backend") and "toarray" in lines[0]
@@ -308,10 +311,14 @@ def test_forward_cost_gradient_loss_equal_the_dense_ones(backend, fit_intercept)
             args = (X, w, b) if name == "forward" else (X, y, w, b)
             dense_args = (dense, w, b) if name == "forward" else (dense, y, w, b)
             got, expected = getattr(module, name)(*args), getattr(reference, name)(*dense_args)
-            for g, e in zip(np.atleast_1d(got) if name != "gradient" or b is None else got,
-                            np.atleast_1d(expected) if name != "gradient" or b is None else expected):
+            for g, e in zip(
+                np.atleast_1d(got) if name != "gradient" or b is None else got,
+                np.atleast_1d(expected) if name != "gradient" or b is None else expected,
+            ):
                 assert np.asarray(g).tobytes() == np.asarray(e).tobytes(), name
-        np.testing.assert_array_equal(module.loss(X, y, w, b, loss="huber"), reference.loss(dense, y, w, b, loss="huber"))
+        np.testing.assert_array_equal(
+            module.loss(X, y, w, b, loss="huber"), reference.loss(dense, y, w, b, loss="huber")
+        )
 
 
 def test_forward_keeps_the_dense_sign_of_a_zero_prediction(backend):
@@ -371,8 +378,11 @@ def test_default_mode_is_deterministic_for_any_thread_count():
             numba.set_num_threads(threads)
             runs += [fastgd.sgd(X, y, **kw), fastgd.gd(X, y, **kw), fastgd.minibatch_sgd(X, y, 64, **kw)]
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        expected = [fastgd.sgd(dense, y, exact=True, **kw), fastgd.gd(dense, y, exact=True, **kw),
-                    fastgd.minibatch_sgd(dense, y, 64, exact=True, **kw)]
+        expected = [
+            fastgd.sgd(dense, y, exact=True, **kw),
+            fastgd.gd(dense, y, exact=True, **kw),
+            fastgd.minibatch_sgd(dense, y, 64, exact=True, **kw),
+        ]
     for a, b in zip(runs[:3], runs[3:6]):
         assert_bitwise_equal(a, b)
     for a, b in zip(runs[:3], runs[6:]):
@@ -397,7 +407,9 @@ def test_weight_decay_steps_cost_the_rows_not_d(backend_name):
     rng = np.random.default_rng(0)
     n, d = 4_000, 1_000_000
     indices = np.sort(rng.choice(d, size=(n, 5)), axis=1)
-    X = sparse.csr_matrix((rng.standard_normal(5 * n), indices.ravel(), np.arange(0, 5 * n + 1, 5)), shape=(n, d))
+    X = sparse.csr_matrix(
+        (rng.standard_normal(5 * n), indices.ravel(), np.arange(0, 5 * n + 1, 5)), shape=(n, d)
+    )
     X.sum_duplicates()
     y = rng.standard_normal(n)
     kw = dict(lr=0.01, weight_decay=1e-3, fit_intercept=True)
@@ -422,10 +434,23 @@ def test_gram_solver_on_sparse_x(backend):
     # "auto" never forms the dense statistics of sparse X: it streams.
     from fastgd import _gram
 
-    opts = _checks.options(lr=0.05, epochs=10**6, batch_size=None, momentum=0.0, dampening=0.0, nesterov=False,
-                           weight_decay=0.0, shuffle=False, seed=None, exact=False, callback=None)
+    opts = _checks.options(
+        lr=0.05,
+        epochs=10**6,
+        batch_size=None,
+        momentum=0.0,
+        dampening=0.0,
+        nesterov=False,
+        weight_decay=0.0,
+        shuffle=False,
+        seed=None,
+        exact=False,
+        callback=None,
+    )
     kernels = fastgd._engine._kernels_for(_sparse.as_csr(X)[0])
-    assert _gram.chosen(opts, 10**6, 9, fastgd._registry.kernels()) == hasattr(fastgd._registry.kernels(), "gram")
+    assert _gram.chosen(opts, 10**6, 9, fastgd._registry.kernels()) == hasattr(
+        fastgd._registry.kernels(), "gram"
+    )
     assert not _gram.chosen(opts, 10**6, 9, kernels)
     wide = sparse.random(10, 20_000, density=1e-3, format="csr", random_state=0)
     with pytest.raises(ValueError, match="solver='gram' on sparse X forms the dense"):
@@ -500,8 +525,13 @@ def test_a_million_by_a_million_trains_in_256_mib(tmp_path):
     """10^6 x 10^6 with 10^7 stored values (8 TB dense) trains from its files in
     a process whose private memory is capped 256 MiB above its baseline."""
     datasets.make_sparse_linear(10**6, 10**6, density=1e-5, noise=0.1, seed=0, out=tmp_path)
-    out = subprocess.run([sys.executable, "-c", OUT_OF_CORE, str(tmp_path)], capture_output=True, text=True,
-                         cwd=ROOT, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", OUT_OF_CORE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     control, numbers = out.stdout.strip().split("\n")[:2]
     assert control == "dense-rows-failed", "the memory limit does not bind: the test proves nothing"
@@ -529,8 +559,9 @@ def test_make_sparse_linear_is_the_same_for_any_thread_count_and_on_files(tmp_pa
 
 
 def test_make_sparse_linear_options():
-    X, y, coef = datasets.make_sparse_linear(50, 7, density=1.0, coef=np.arange(7.0), dtype="float32",
-                                             index_dtype="int64")
+    X, y, coef = datasets.make_sparse_linear(
+        50, 7, density=1.0, coef=np.arange(7.0), dtype="float32", index_dtype="int64"
+    )
     assert X.nnz == 350 and X.dtype == np.float32 and y.dtype == np.float32 and X.indices.dtype == np.int64
     np.testing.assert_allclose(y, X.toarray().astype(np.float64) @ np.arange(7.0), rtol=1e-6)
     X, y, _ = datasets.make_sparse_linear(5, 3, density=0.0, intercept=1.5)

@@ -68,8 +68,9 @@ def test_gd_reproduces_tutorial_digit_for_digit(module):
     expected = tutorial_gd_lines()
     ws = []
     x, y = datasets.tutorial()
-    result = module.gd(x, y, w0=1.0, lr=0.1, epochs=100, exact=True,
-                       callback=lambda epoch, so_far: ws.append(so_far.w))
+    result = module.gd(
+        x, y, w0=1.0, lr=0.1, epochs=100, exact=True, callback=lambda epoch, so_far: ws.append(so_far.w)
+    )
     got = ["Predict (before training) %r %r" % (4, module.forward(4, 1.0))]
     got += ["Epoch: %r w= %r loss %r" % (e, w, float(c)) for e, (w, c) in enumerate(zip(ws, result.losses))]
     got.append("Predict (after train) %r %r" % (4, module.forward(4, result.w)))
@@ -81,8 +82,9 @@ def test_gd_reproduces_tutorial_digit_for_digit(module):
 def test_sgd_reproduces_tutorial_weights(module, lr):
     ws = []
     x, y = datasets.tutorial()
-    module.sgd(x, y, w0=1.0, lr=lr, epochs=100, exact=True,
-               callback=lambda epoch, so_far: ws.append(so_far.w))
+    module.sgd(
+        x, y, w0=1.0, lr=lr, epochs=100, exact=True, callback=lambda epoch, so_far: ws.append(so_far.w)
+    )
     assert ws == tutorial_sgd_weights(lr)
 
 
@@ -97,5 +99,8 @@ def test_tutorial_functions_match_tutorial_formulas():
     for module in (reference, fastgd):
         assert module.forward(4, 1.0) == 4.0
         assert module.cost(xs, ys, 1.0) == ((1 - 2) ** 2 + (2 - 4) ** 2 + (3 - 6) ** 2) / 3
-        assert module.gradient(xs, ys, 1.0) == (2 * 1.0 * (1.0 - 2) + 2 * 2.0 * (2.0 - 4) + 2 * 3.0 * (3.0 - 6)) / 3
+        assert (
+            module.gradient(xs, ys, 1.0)
+            == (2 * 1.0 * (1.0 - 2) + 2 * 2.0 * (2.0 - 4) + 2 * 3.0 * (3.0 - 6)) / 3
+        )
         assert module.loss(3.0, 6.0, 1.0) == 9.0

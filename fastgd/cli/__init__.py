@@ -33,7 +33,9 @@ SUBCOMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``fastgd`` parser with every subcommand that this build has."""
-    parser = argparse.ArgumentParser(prog="fastgd", description="Fast gradient descent for linear least squares.")
+    parser = argparse.ArgumentParser(
+        prog="fastgd", description="Fast gradient descent for linear least squares."
+    )
     parser.add_argument("--version", action="version", version=f"fastgd {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
@@ -74,12 +76,18 @@ def missing_extra(module_name: str, extra: str, feature: str) -> Optional[str]:
     return None
 
 
-def _show_warning(message: Any, category: type, filename: str, lineno: int,
-                  file: Optional[TextIO] = None, line: Optional[str] = None) -> None:
+def _show_warning(
+    message: Any,
+    category: type,
+    filename: str,
+    lineno: int,
+    file: Optional[TextIO] = None,
+    line: Optional[str] = None,
+) -> None:
     """``warnings.showwarning`` for the command line: one line, no source."""
     text = str(message).strip()
     if text.startswith("fastgd: "):  # fastgd's own warnings already name it
-        text = text[len("fastgd: "):]
+        text = text[len("fastgd: ") :]
     if not category.__module__.startswith("fastgd"):
         text = f"{category.__name__}: {text}"  # someone else's: say whose
     print(f"fastgd: warning: {text}", file=file if file is not None else sys.stderr)

@@ -11,8 +11,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--epochs", type=int, default=100, help="epochs (tutorial: 100)")
     parser.add_argument("--lr", type=float, default=0.1, help="learning rate (tutorial: 0.1)")
-    parser.add_argument("--backend", type=str.lower, choices=NAMES, default=None,
-                        help="backend to run on (default: the fastest available)")
+    parser.add_argument(
+        "--backend",
+        type=str.lower,
+        choices=NAMES,
+        default=None,
+        help="backend to run on (default: the fastest available)",
+    )
 
 
 def lines(epochs: int = 100, lr: float = 0.1) -> List[str]:
@@ -25,7 +30,12 @@ def lines(epochs: int = 100, lr: float = 0.1) -> List[str]:
     out = [f"Predict (before training) 4 {fastgd.forward(4, w0)!r}"]
     ws: List[float] = []
     result = fastgd.gd(
-        x_data, y_data, w0=w0, lr=lr, epochs=epochs, exact=True,
+        x_data,
+        y_data,
+        w0=w0,
+        lr=lr,
+        epochs=epochs,
+        exact=True,
         callback=lambda epoch, so_far: ws.append(float(so_far.w)),
     )
     for epoch, (w, cost) in enumerate(zip(ws, result.losses)):

@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     try:
         import numba
+
         config: Any = numba.config  # its attributes are set at import time from the environment
         CACHE_DIR = config.CACHE_DIR
 

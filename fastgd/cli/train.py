@@ -62,29 +62,55 @@ def configure(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--features", type=_count, default=1, help="synthetic features (default 1: X is 1-D)")
     data.add_argument("--noise", type=float, default=0.1, help="synthetic noise standard deviation (0.1)")
     data.add_argument("--intercept", type=float, default=0.0, help="synthetic true intercept (0.0)")
-    data.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                      help="synthetic data dtype (float64)")
-    data.add_argument("--out", metavar="PATH",
-                      help="write the synthetic data into this folder (X.npy, y.npy) and train from it")
+    data.add_argument(
+        "--dtype", choices=("float64", "float32"), default="float64", help="synthetic data dtype (float64)"
+    )
+    data.add_argument(
+        "--out",
+        metavar="PATH",
+        help="write the synthetic data into this folder (X.npy, y.npy) and train from it",
+    )
     train = parser.add_argument_group("training")
-    train.add_argument("--method", choices=METHODS, default="gd",
-                       help="gd (full batch), sgd (one sample per step) or minibatch (default gd)")
-    train.add_argument("--batch-size", type=_count, default=None,
-                       help=f"samples per step, with --method minibatch only ({DEFAULT_BATCH_SIZE})")
-    train.add_argument("--lr", type=_learning_rate, default="auto",
-                       help="learning rate, or auto (the default): GDRegressor's lr='auto', a step that "
-                            "cannot diverge, from the data's scale")
+    train.add_argument(
+        "--method",
+        choices=METHODS,
+        default="gd",
+        help="gd (full batch), sgd (one sample per step) or minibatch (default gd)",
+    )
+    train.add_argument(
+        "--batch-size",
+        type=_count,
+        default=None,
+        help=f"samples per step, with --method minibatch only ({DEFAULT_BATCH_SIZE})",
+    )
+    train.add_argument(
+        "--lr",
+        type=_learning_rate,
+        default="auto",
+        help="learning rate, or auto (the default): GDRegressor's lr='auto', a step that "
+        "cannot diverge, from the data's scale",
+    )
     train.add_argument("--epochs", type=int, default=10, help="epochs (10)")
     train.add_argument("--momentum", type=float, default=0.0, help="momentum, as torch.optim.SGD (0)")
     train.add_argument("--fit-intercept", action="store_true", help="learn an intercept b")
-    train.add_argument("--shuffle", action="store_true",
-                       help="visit samples in a fresh order each epoch (block-shuffled for --data/--out)")
+    train.add_argument(
+        "--shuffle",
+        action="store_true",
+        help="visit samples in a fresh order each epoch (block-shuffled for --data/--out)",
+    )
     train.add_argument("--exact", action="store_true", help="the reference's arithmetic, bit for bit")
-    train.add_argument("--backend", type=str.lower, choices=BACKENDS, default=None,
-                       help="backend (default: the fastest available)")
+    train.add_argument(
+        "--backend",
+        type=str.lower,
+        choices=BACKENDS,
+        default=None,
+        help="backend (default: the fastest available)",
+    )
     train.add_argument("--seed", type=int, default=0, help="seed of the data and of the shuffling (0)")
     out = parser.add_argument_group("output")
-    out.add_argument("--plot", metavar="PATH", help="save the loss curve to this image file (needs matplotlib)")
+    out.add_argument(
+        "--plot", metavar="PATH", help="save the loss curve to this image file (needs matplotlib)"
+    )
     out.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -103,6 +129,7 @@ def _fail(message: str, code: int = 2) -> int:
 
 # --- checks before training --------------------------------------------------
 
+
 def _plot_problem(path: str) -> Optional[str]:
     """Why ``--plot path`` could not be saved after training, or None."""
     from fastgd.cli import missing_extra
@@ -117,8 +144,10 @@ def _plot_problem(path: str) -> Optional[str]:
     formats = FigureCanvasBase.get_supported_filetypes()
     suffix = os.path.splitext(path)[1].lstrip(".").lower()
     if suffix not in formats:
-        return (f"--plot {path}: {'no file suffix' if not suffix else f'unknown image type .{suffix}'}; "
-                f"use one of {', '.join('.' + name for name in sorted(formats))}")
+        return (
+            f"--plot {path}: {'no file suffix' if not suffix else f'unknown image type .{suffix}'}; "
+            f"use one of {', '.join('.' + name for name in sorted(formats))}"
+        )
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         return f"--plot {path}: the folder {folder} does not exist"
@@ -156,6 +185,7 @@ def _shape_problem(X: Any, y: Any) -> Optional[str]:
 
 # --- data, training, output ------------------------------------------------------
 
+
 def _generate(args: argparse.Namespace, tqdm: Any) -> Any:
     from fastgd import datasets
 
@@ -168,8 +198,14 @@ def _generate(args: argparse.Namespace, tqdm: Any) -> Any:
 
     try:
         return datasets._make_linear(
-            args.n, args.features, intercept=args.intercept, noise=args.noise, seed=args.seed,
-            dtype=args.dtype, out=args.out, progress=progress,
+            args.n,
+            args.features,
+            intercept=args.intercept,
+            noise=args.noise,
+            seed=args.seed,
+            dtype=args.dtype,
+            out=args.out,
+            progress=progress,
         )
     finally:
         bar.close()
@@ -188,8 +224,10 @@ def _data(args: argparse.Namespace, tqdm: Any) -> Tuple[Any, Any, Optional[Any]]
     load_s = time.perf_counter() - start
     d = 1 if X.ndim == 1 else X.shape[1]
     gb = (X.nbytes + y.nbytes) / 1e9
-    print(f"data: {X.shape[0]:,} samples x {d} feature{'s' if d > 1 else ''} ({X.dtype}), {gb:.3g} GB, {source}"
-          + ("" if args.data else f"; generated in {load_s:.2f} s ({gb / load_s:.2f} GB/s)"))
+    print(
+        f"data: {X.shape[0]:,} samples x {d} feature{'s' if d > 1 else ''} ({X.dtype}), {gb:.3g} GB, {source}"
+        + ("" if args.data else f"; generated in {load_s:.2f} s ({gb / load_s:.2f} GB/s)")
+    )
     return X, y, true_coef
 
 
@@ -232,7 +270,9 @@ def _fmt(value: Any) -> str:
     return np.array2string(np.asarray(value), precision=6, threshold=10)
 
 
-def _fit(X: Any, y: Any, args: argparse.Namespace, options: dict, callback: Any) -> Tuple[Any, float, List[Any]]:
+def _fit(
+    X: Any, y: Any, args: argparse.Namespace, options: dict, callback: Any
+) -> Tuple[Any, float, List[Any]]:
     """The timed fit, its seconds, and the DivergenceWarnings it raised (others are shown)."""
     import fastgd
     from fastgd.errors import DivergenceError, DivergenceWarning
@@ -272,8 +312,10 @@ def _runaway(result: Any, warned: bool) -> Optional[Tuple[float, float]]:
 
 
 def _hint_runaway(first: float, last: float, lr: float) -> int:
-    print(f"fastgd train: the loss grew from {first:.6g} to {last:.6g}: lower --lr (try --lr {lr / 10:g})",
-          file=sys.stderr)
+    print(
+        f"fastgd train: the loss grew from {first:.6g} to {last:.6g}: lower --lr (try --lr {lr / 10:g})",
+        file=sys.stderr,
+    )
     return EXIT_RUNAWAY
 
 
@@ -289,8 +331,8 @@ def _summary(args: argparse.Namespace, result: Any, lr: float, true_coef: Any) -
         f"method: {method}, lr {lr_text}, momentum {args.momentum:g}, "
         f"epochs {result.epochs_run}, backend {result.backend}",
         f"w = {_fmt(result.w)}" + ("" if true_coef is None else f"   (true {_fmt(true_coef)})"),
-        f"b = {_fmt(result.b)}" + ("" if true_coef is None or not args.fit_intercept
-                                   else f"   (true {args.intercept:g})"),
+        f"b = {_fmt(result.b)}"
+        + ("" if true_coef is None or not args.fit_intercept else f"   (true {args.intercept:g})"),
         f"final cost = {result.loss:.9g}",
     ]
     return "\n".join(lines)
@@ -322,8 +364,13 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix(loss=f"{so_far.loss:.6g}", refresh=False)
 
     options = dict(
-        lr=lr, batch_size=batch_size, fit_intercept=args.fit_intercept,
-        momentum=args.momentum, shuffle=args.shuffle, seed=args.seed, exact=args.exact,
+        lr=lr,
+        batch_size=batch_size,
+        fit_intercept=args.fit_intercept,
+        momentum=args.momentum,
+        shuffle=args.shuffle,
+        seed=args.seed,
+        exact=args.exact,
     )
     try:
         with fastgd.use(args.backend):
