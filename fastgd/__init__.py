@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Union
 
-from fastgd import _engine
+from fastgd import _checks, _engine
 from fastgd._registry import BackendInfo, backends, use
 from fastgd._result import Fit
 from fastgd.errors import BackendFallbackWarning, DivergenceError, DivergenceWarning, FitInterrupted
@@ -227,29 +227,7 @@ def fit(
     >>> round(result.w, 6), round(result.b, 6)
     (2.0, 1.0)
     """
-    return _engine.train(
-        X,
-        y,
-        lr=lr,
-        epochs=epochs,
-        batch_size=batch_size,
-        w0=w0,
-        b0=b0,
-        fit_intercept=fit_intercept,
-        momentum=momentum,
-        dampening=dampening,
-        nesterov=nesterov,
-        weight_decay=weight_decay,
-        shuffle=shuffle,
-        seed=seed,
-        exact=exact,
-        callback=callback,
-        loss=loss,
-        delta=delta,
-        average=average,
-        decay_intercept=decay_intercept,
-        solver=solver,
-    )
+    return _engine.train(X, y, **_checks.forwarded(locals()))
 
 
 def gd(
@@ -286,29 +264,7 @@ def gd(
     >>> round(fastgd.gd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], lr=0.1, epochs=100).w, 9)
     2.0
     """
-    return fit(
-        X,
-        y,
-        batch_size=None,
-        lr=lr,
-        epochs=epochs,
-        w0=w0,
-        b0=b0,
-        fit_intercept=fit_intercept,
-        momentum=momentum,
-        dampening=dampening,
-        nesterov=nesterov,
-        weight_decay=weight_decay,
-        shuffle=shuffle,
-        seed=seed,
-        exact=exact,
-        callback=callback,
-        loss=loss,
-        delta=delta,
-        average=average,
-        decay_intercept=decay_intercept,
-        solver=solver,
-    )
+    return fit(X, y, batch_size=None, **_checks.forwarded(locals()))
 
 
 def sgd(
@@ -345,29 +301,7 @@ def sgd(
     >>> round(fastgd.sgd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], lr=0.01, epochs=100).w, 6)
     2.0
     """
-    return fit(
-        X,
-        y,
-        batch_size=1,
-        lr=lr,
-        epochs=epochs,
-        w0=w0,
-        b0=b0,
-        fit_intercept=fit_intercept,
-        momentum=momentum,
-        dampening=dampening,
-        nesterov=nesterov,
-        weight_decay=weight_decay,
-        shuffle=shuffle,
-        seed=seed,
-        exact=exact,
-        callback=callback,
-        loss=loss,
-        delta=delta,
-        average=average,
-        decay_intercept=decay_intercept,
-        solver=solver,
-    )
+    return fit(X, y, batch_size=1, **_checks.forwarded(locals()))
 
 
 def minibatch_sgd(
@@ -402,29 +336,7 @@ def minibatch_sgd(
     >>> round(fastgd.minibatch_sgd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], batch_size=2, lr=0.05).w, 4)
     2.0
     """
-    return fit(
-        X,
-        y,
-        batch_size=batch_size,
-        lr=lr,
-        epochs=epochs,
-        w0=w0,
-        b0=b0,
-        fit_intercept=fit_intercept,
-        momentum=momentum,
-        dampening=dampening,
-        nesterov=nesterov,
-        weight_decay=weight_decay,
-        shuffle=shuffle,
-        seed=seed,
-        exact=exact,
-        callback=callback,
-        loss=loss,
-        delta=delta,
-        average=average,
-        decay_intercept=decay_intercept,
-        solver=solver,
-    )
+    return fit(X, y, **_checks.forwarded(locals()))
 
 
 def __getattr__(name: str) -> Any:

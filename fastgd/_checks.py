@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, Dict, NamedTuple, Optional
 
 import numpy as np
 
@@ -78,6 +78,13 @@ class Options(NamedTuple):
     def rate(self, epoch: int) -> float:
         """The learning rate of one epoch."""
         return float(self.rates(epoch, 1)[0])
+
+
+def forwarded(scope: Dict[str, Any]) -> Dict[str, Any]:
+    """A public wrapper's keywords (its ``locals()`` before anything else runs),
+    without ``X`` and ``y``: ``gd``/``sgd``/``minibatch_sgd`` and ``fit`` keep
+    explicit signatures for ``help()`` and hand every keyword on unchanged."""
+    return {name: value for name, value in scope.items() if name not in ("X", "y")}
 
 
 def scheduled_rate(value: Any, epoch: int) -> float:

@@ -294,29 +294,7 @@ def fit(
     >>> [round(v, 6) for v in result.losses]
     [4.666667, 0.020741, 9.2e-05]
     """
-    return _fit(
-        X,
-        y,
-        lr=lr,
-        epochs=epochs,
-        batch_size=batch_size,
-        w0=w0,
-        b0=b0,
-        fit_intercept=fit_intercept,
-        momentum=momentum,
-        dampening=dampening,
-        nesterov=nesterov,
-        weight_decay=weight_decay,
-        shuffle=shuffle,
-        seed=seed,
-        exact=exact,
-        callback=callback,
-        loss=loss,
-        delta=delta,
-        average=average,
-        decay_intercept=decay_intercept,
-        solver=solver,
-    )
+    return _fit(X, y, **_checks.forwarded(locals()))
 
 
 def _fit(
@@ -465,29 +443,7 @@ def gd(
     >>> round(reference.gd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], lr=0.1, epochs=100).w, 9)
     2.0
     """
-    return fit(
-        X,
-        y,
-        batch_size=None,
-        lr=lr,
-        epochs=epochs,
-        w0=w0,
-        b0=b0,
-        fit_intercept=fit_intercept,
-        momentum=momentum,
-        dampening=dampening,
-        nesterov=nesterov,
-        weight_decay=weight_decay,
-        shuffle=shuffle,
-        seed=seed,
-        exact=exact,
-        callback=callback,
-        loss=loss,
-        delta=delta,
-        average=average,
-        decay_intercept=decay_intercept,
-        solver=solver,
-    )
+    return fit(X, y, batch_size=None, **_checks.forwarded(locals()))
 
 
 def sgd(
@@ -524,29 +480,7 @@ def sgd(
     >>> round(reference.sgd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], lr=0.01, epochs=100).w, 6)
     2.0
     """
-    return fit(
-        X,
-        y,
-        batch_size=1,
-        lr=lr,
-        epochs=epochs,
-        w0=w0,
-        b0=b0,
-        fit_intercept=fit_intercept,
-        momentum=momentum,
-        dampening=dampening,
-        nesterov=nesterov,
-        weight_decay=weight_decay,
-        shuffle=shuffle,
-        seed=seed,
-        exact=exact,
-        callback=callback,
-        loss=loss,
-        delta=delta,
-        average=average,
-        decay_intercept=decay_intercept,
-        solver=solver,
-    )
+    return fit(X, y, batch_size=1, **_checks.forwarded(locals()))
 
 
 def minibatch_sgd(
@@ -581,29 +515,7 @@ def minibatch_sgd(
     >>> round(reference.minibatch_sgd([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], batch_size=2, lr=0.05).w, 4)
     2.0
     """
-    return fit(
-        X,
-        y,
-        batch_size=batch_size,
-        lr=lr,
-        epochs=epochs,
-        w0=w0,
-        b0=b0,
-        fit_intercept=fit_intercept,
-        momentum=momentum,
-        dampening=dampening,
-        nesterov=nesterov,
-        weight_decay=weight_decay,
-        shuffle=shuffle,
-        seed=seed,
-        exact=exact,
-        callback=callback,
-        loss=loss,
-        delta=delta,
-        average=average,
-        decay_intercept=decay_intercept,
-        solver=solver,
-    )
+    return fit(X, y, **_checks.forwarded(locals()))
 
 
 def _shape_output(values: List[float], model: _checks.Model) -> Any:

@@ -29,9 +29,8 @@ def _prefetch(builder, ptr, elt_bytes):
     """Ask for the line ``PREFETCH_BYTES`` after ``ptr`` (a hint: never faults)."""
     i8p = ir.IntType(8).as_pointer()
     i32 = ir.IntType(32)
-    fn = cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
-    )
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                        "llvm.prefetch.p0")
     ahead = builder.gep(ptr, [ir.Constant(ir.IntType(64), PREFETCH_BYTES // elt_bytes)])
     builder.call(fn, [builder.bitcast(ahead, i8p), i32(0), i32(3), i32(1)])
 
@@ -40,7 +39,6 @@ def _lane_tree_intrinsic(prefetch):
     """``_lane_tree``, or with ``prefetch`` ``_lane_tree_ahead``: the same
     arithmetic, each vector load preceded by a prefetch ``PREFETCH_BYTES``
     ahead (for passes that read the rows in order)."""
-
     def lane_tree(typingctx, X, i, params):
         return _lane_tree_codegen(X, i, params, prefetch)
 
@@ -59,16 +57,9 @@ def _lane_tree_codegen(X, i, params, prefetch):
     the lanes into SIMD (and its SLP vectoriser is off). IEEE ``fmul`` and
     ``fadd`` without fast-math flags: the same bits as the scalar lanes.
     """
-    if not (
-        isinstance(X, types.Array)
-        and X.ndim == 2
-        and X.layout == "C"
-        and isinstance(params, types.Array)
-        and params.ndim == 1
-        and params.layout == "C"
-        and X.dtype == params.dtype
-        and X.dtype in (types.float32, types.float64)
-    ):
+    if not (isinstance(X, types.Array) and X.ndim == 2 and X.layout == "C"
+            and isinstance(params, types.Array) and params.ndim == 1 and params.layout == "C"
+            and X.dtype == params.dtype and X.dtype in (types.float32, types.float64)):
         raise TypingError("_lane_tree: C-contiguous float X (2-d) and params (1-d) of one dtype")
     dtype = X.dtype
 
@@ -90,23 +81,17 @@ def _lane_tree_codegen(X, i, params, prefetch):
             j = builder.mul(loop.index, ir.Constant(i64, 8))
             if prefetch:
                 _prefetch(builder, builder.gep(row, [j], inbounds=True), align)
-            xs = builder.load(
-                builder.bitcast(builder.gep(row, [j], inbounds=True), vec.as_pointer()), align=align, typ=vec
-            )
-            ws = builder.load(
-                builder.bitcast(builder.gep(w_arr.data, [j], inbounds=True), vec.as_pointer()),
-                align=align,
-                typ=vec,
-            )
+            xs = builder.load(builder.bitcast(builder.gep(row, [j], inbounds=True), vec.as_pointer()),
+                              align=align, typ=vec)
+            ws = builder.load(builder.bitcast(builder.gep(w_arr.data, [j], inbounds=True), vec.as_pointer()),
+                              align=align, typ=vec)
             builder.store(builder.fadd(builder.load(acc, typ=vec), builder.fmul(xs, ws)), acc)
         base = builder.mul(groups, ir.Constant(i64, 8))
         # The last d % 8 features go to lanes 0, 1, ... in order.
         with cgutils.for_range(builder, builder.sub(d, base)) as loop:
             j = builder.add(base, loop.index)
-            term = builder.fmul(
-                builder.load(builder.gep(row, [j], inbounds=True), typ=elt),
-                builder.load(builder.gep(w_arr.data, [j], inbounds=True), typ=elt),
-            )
+            term = builder.fmul(builder.load(builder.gep(row, [j], inbounds=True), typ=elt),
+                                builder.load(builder.gep(w_arr.data, [j], inbounds=True), typ=elt))
             lanes = builder.load(acc, typ=vec)
             lane = builder.fadd(builder.extract_element(lanes, loop.index), term)
             builder.store(builder.insert_element(lanes, lane, loop.index), acc)
@@ -120,16 +105,9 @@ _lane_tree_ahead = _lane_tree_intrinsic(prefetch=True)
 
 
 def _check_row_and_vector(name, X, vector):
-    if not (
-        isinstance(X, types.Array)
-        and X.ndim == 2
-        and X.layout == "C"
-        and isinstance(vector, types.Array)
-        and vector.ndim == 1
-        and vector.layout == "C"
-        and X.dtype == vector.dtype
-        and X.dtype in (types.float32, types.float64)
-    ):
+    if not (isinstance(X, types.Array) and X.ndim == 2 and X.layout == "C"
+            and isinstance(vector, types.Array) and vector.ndim == 1 and vector.layout == "C"
+            and X.dtype == vector.dtype and X.dtype in (types.float32, types.float64)):
         raise TypingError(f"{name}: C-contiguous float X (2-d) and vector (1-d) of one dtype")
 
 
@@ -137,18 +115,12 @@ def _tree(builder, lanes, elt):
     """``((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))`` of an 8-lane vector."""
     vec = ir.VectorType(elt, 8)
     vec4 = ir.VectorType(elt, 4)
-    pairs = builder.fadd(
-        builder.shuffle_vector(lanes, ir.Constant(vec, ir.Undefined), _shuffle_mask(0, 2, 4, 6)),
-        builder.shuffle_vector(lanes, ir.Constant(vec, ir.Undefined), _shuffle_mask(1, 3, 5, 7)),
-    )
-    quads = builder.fadd(
-        builder.shuffle_vector(pairs, ir.Constant(vec4, ir.Undefined), _shuffle_mask(0, 2)),
-        builder.shuffle_vector(pairs, ir.Constant(vec4, ir.Undefined), _shuffle_mask(1, 3)),
-    )
-    return builder.fadd(
-        builder.extract_element(quads, ir.Constant(ir.IntType(32), 0)),
-        builder.extract_element(quads, ir.Constant(ir.IntType(32), 1)),
-    )
+    pairs = builder.fadd(builder.shuffle_vector(lanes, ir.Constant(vec, ir.Undefined), _shuffle_mask(0, 2, 4, 6)),
+                         builder.shuffle_vector(lanes, ir.Constant(vec, ir.Undefined), _shuffle_mask(1, 3, 5, 7)))
+    quads = builder.fadd(builder.shuffle_vector(pairs, ir.Constant(vec4, ir.Undefined), _shuffle_mask(0, 2)),
+                         builder.shuffle_vector(pairs, ir.Constant(vec4, ir.Undefined), _shuffle_mask(1, 3)))
+    return builder.fadd(builder.extract_element(quads, ir.Constant(ir.IntType(32), 0)),
+                        builder.extract_element(quads, ir.Constant(ir.IntType(32), 1)))
 
 
 def _two_vector_loop(context, builder, signature, args):
@@ -232,19 +204,10 @@ def _one_feature_lanes(typingctx, X, y, w, start, groups, lanes):
     unvectorised: float32 ran at 3.2 ns/sample on one core, bound by the
     instructions, not by the read).
     """
-    if not (
-        isinstance(X, types.Array)
-        and X.ndim == 2
-        and X.layout == "C"
-        and isinstance(y, types.Array)
-        and y.ndim == 1
-        and y.layout == "C"
-        and X.dtype == y.dtype
-        and X.dtype in (types.float32, types.float64)
-        and isinstance(lanes, types.Array)
-        and lanes.ndim == 1
-        and lanes.dtype == types.float64
-    ):
+    if not (isinstance(X, types.Array) and X.ndim == 2 and X.layout == "C"
+            and isinstance(y, types.Array) and y.ndim == 1 and y.layout == "C" and X.dtype == y.dtype
+            and X.dtype in (types.float32, types.float64)
+            and isinstance(lanes, types.Array) and lanes.ndim == 1 and lanes.dtype == types.float64):
         raise TypingError("_one_feature_lanes: C-contiguous float X (n, 1) and y of one dtype, float64 lanes")
     dtype = X.dtype
 
@@ -266,25 +229,17 @@ def _one_feature_lanes(typingctx, X, y, w, start, groups, lanes):
         for lane in range(8):
             splat = builder.insert_element(splat, w, ir.Constant(ir.IntType(32), lane))
         cost_ptr = builder.bitcast(out.data, wvec.as_pointer())
-        grad_ptr = builder.bitcast(
-            builder.gep(out.data, [ir.Constant(i64, 8)], inbounds=True), wvec.as_pointer()
-        )
+        grad_ptr = builder.bitcast(builder.gep(out.data, [ir.Constant(i64, 8)], inbounds=True), wvec.as_pointer())
         cost_acc = cgutils.alloca_once(builder, wvec)
         grad_acc = cgutils.alloca_once(builder, wvec)
         builder.store(builder.load(cost_ptr, align=8, typ=wvec), cost_acc)
         builder.store(builder.load(grad_ptr, align=8, typ=wvec), grad_acc)
         with cgutils.for_range(builder, groups) as loop:
             i = builder.add(start, builder.mul(loop.index, ir.Constant(i64, 8)))
-            xs = builder.load(
-                builder.bitcast(builder.gep(x_arr.data, [i], inbounds=True), vec.as_pointer()),
-                align=align,
-                typ=vec,
-            )
-            ys = builder.load(
-                builder.bitcast(builder.gep(y_arr.data, [i], inbounds=True), vec.as_pointer()),
-                align=align,
-                typ=vec,
-            )
+            xs = builder.load(builder.bitcast(builder.gep(x_arr.data, [i], inbounds=True), vec.as_pointer()),
+                              align=align, typ=vec)
+            ys = builder.load(builder.bitcast(builder.gep(y_arr.data, [i], inbounds=True), vec.as_pointer()),
+                              align=align, typ=vec)
             r = builder.fsub(builder.fmul(xs, splat), ys)
             cost = builder.fmul(r, r)
             grad = builder.fmul(builder.fadd(xs, xs), r)
@@ -306,12 +261,8 @@ def _bare_read(typingctx, values, start, groups):
     vectors of 8 independent lanes: a read of memory with the adds out of
     its way (the bench's bandwidth probes; eight scalar chains were bound
     by the adds on a 2-core Xeon VM, 7.1 GB/s against 9.4 for this)."""
-    if not (
-        isinstance(values, types.Array)
-        and values.ndim == 1
-        and values.layout == "C"
-        and values.dtype == types.float64
-    ):
+    if not (isinstance(values, types.Array) and values.ndim == 1 and values.layout == "C"
+            and values.dtype == types.float64):
         raise TypingError("_bare_read: a C-contiguous float64 array")
 
     def codegen(context, builder, signature, args):
@@ -332,18 +283,15 @@ def _bare_read(typingctx, values, start, groups):
                 ptr = builder.gep(arr.data, [builder.add(base, ir.Constant(i64, 8 * k))], inbounds=True)
                 part = builder.load(builder.bitcast(ptr, vec.as_pointer()), align=8, typ=vec)
                 builder.store(builder.fadd(builder.load(acc, typ=vec), part), acc)
-        total = builder.fadd(
-            builder.fadd(builder.load(accs[0], typ=vec), builder.load(accs[1], typ=vec)),
-            builder.fadd(builder.load(accs[2], typ=vec), builder.load(accs[3], typ=vec)),
-        )
+        total = builder.fadd(builder.fadd(builder.load(accs[0], typ=vec), builder.load(accs[1], typ=vec)),
+                             builder.fadd(builder.load(accs[2], typ=vec), builder.load(accs[3], typ=vec)))
         return _tree(builder, total, elt)
 
     return types.float64(values, start, groups), codegen
 
 
-def _gram_kernel(
-    builder, load_column, load_source, sources, out_rows, chunk0, chunks, nrows, add_out, prefetch=None
-):
+def _gram_kernel(builder, load_column, load_source, sources, out_rows, chunk0, chunks, nrows, add_out,
+                 prefetch=None):
     """One register tile of ``_gram_chunk``: ``len(sources)`` rows of the output
     by ``chunks`` vectors of 8 columns from column ``8·chunk0``, summed over
     ``nrows`` rows from +0.0 in registers (row after row), then added to
@@ -397,20 +345,12 @@ def _gram_chunk(typingctx, A, a0, y, y0, nrows, d, out):
     ``8·g + l`` into lane ``l`` (the last ``nrows % 8`` rows into lanes
     0, 1, ...), added as the pairwise tree of ``_tree``.
     """
-    if not (
-        isinstance(A, types.Array)
-        and A.ndim == 2
-        and A.layout == "C"
-        and A.dtype in (types.float32, types.float64)
-        and isinstance(y, types.Array)
-        and y.ndim == 1
-        and y.layout == "C"
-        and y.dtype in (types.float32, types.float64)
-        and isinstance(out, types.Array)
-        and out.ndim == 2
-        and out.layout == "C"
-        and out.dtype == types.float64
-    ):
+    if not (isinstance(A, types.Array) and A.ndim == 2 and A.layout == "C"
+            and A.dtype in (types.float32, types.float64)
+            and isinstance(y, types.Array) and y.ndim == 1 and y.layout == "C"
+            and y.dtype in (types.float32, types.float64)
+            and isinstance(out, types.Array) and out.ndim == 2 and out.layout == "C"
+            and out.dtype == types.float64):
         raise TypingError("_gram_chunk: C-contiguous float A (2-d) and y (1-d), float64 out (2-d)")
 
     def codegen(context, builder, signature, args):
@@ -438,20 +378,16 @@ def _gram_chunk(typingctx, A, a0, y, y0, nrows, d, out):
 
         def splat(value):
             v = builder.insert_element(ir.Constant(vec, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
-            return builder.shuffle_vector(
-                v, ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), 8), [0] * 8)
-            )
+            return builder.shuffle_vector(v, ir.Constant(vec, ir.Undefined), ir.Constant(
+                ir.VectorType(ir.IntType(32), 8), [0] * 8))
 
         def row_ptr(r):
             return builder.gep(a_arr.data, [builder.mul(builder.add(a0, r), w)], inbounds=True)
 
         def load_column(r, chunk):
             ptr = builder.gep(row_ptr(r), [builder.mul(chunk, ir.Constant(i64, 8))], inbounds=True)
-            loaded = builder.load(
-                builder.bitcast(ptr, ir.VectorType(a_elt, 8).as_pointer()),
-                align=a_align,
-                typ=ir.VectorType(a_elt, 8),
-            )
+            loaded = builder.load(builder.bitcast(ptr, ir.VectorType(a_elt, 8).as_pointer()), align=a_align,
+                                  typ=ir.VectorType(a_elt, 8))
             return widen(loaded, a_elt, vec)
 
         def load_y(r):
@@ -474,8 +410,7 @@ def _gram_chunk(typingctx, A, a0, y, y0, nrows, d, out):
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         prefetch_fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
-        )
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0")
 
         def prefetcher(distance, locality, columns=True, with_y=False):
             """Prefetch what row ``r + distance`` will need (no fault past the end)."""
@@ -499,9 +434,8 @@ def _gram_chunk(typingctx, A, a0, y, y0, nrows, d, out):
 
         def grouped(first_chunk, emit):
             """Column groups of up to 4 vectors from ``first_chunk`` to the last."""
-            groups = builder.udiv(
-                builder.add(builder.sub(n_chunks, first_chunk), ir.Constant(i64, 3)), ir.Constant(i64, 4)
-            )
+            groups = builder.udiv(builder.add(builder.sub(n_chunks, first_chunk), ir.Constant(i64, 3)),
+                                  ir.Constant(i64, 4))
             with cgutils.for_range(builder, groups) as loop:
                 chunk0 = builder.add(first_chunk, builder.mul(loop.index, ir.Constant(i64, 4)))
                 left = builder.sub(n_chunks, chunk0)
@@ -517,18 +451,8 @@ def _gram_chunk(typingctx, A, a0, y, y0, nrows, d, out):
                 sources = [ir.Constant(i64, j) for j in range(8)] + ["one", "y"]
                 rows = [ir.Constant(i64, j) for j in range(8)] + [row_one, row_y]
                 # One pass over the rows: the rows GRAM_AHEAD on come into L1 meanwhile.
-                _gram_kernel(
-                    builder,
-                    load_column,
-                    load_source,
-                    sources,
-                    rows,
-                    zero64,
-                    1,
-                    nrows,
-                    add_out,
-                    prefetcher(ir.Constant(i64, GRAM_AHEAD), 3, with_y=True),
-                )
+                _gram_kernel(builder, load_column, load_source, sources, rows, zero64, 1, nrows, add_out,
+                             prefetcher(ir.Constant(i64, GRAM_AHEAD), 3, with_y=True))
             with large:
                 tiles = builder.udiv(builder.add(d, ir.Constant(i64, 3)), ir.Constant(i64, 4))
                 with cgutils.for_range(builder, tiles) as tile:
@@ -540,34 +464,14 @@ def _gram_chunk(typingctx, A, a0, y, y0, nrows, d, out):
                     ahead = builder.select(builder.icmp_signed("==", tile.index, zero64), nrows, zero64)
 
                     def emit(chunk0, c, sources=sources, ahead=ahead):
-                        _gram_kernel(
-                            builder,
-                            load_column,
-                            load_source,
-                            sources,
-                            sources,
-                            chunk0,
-                            c,
-                            nrows,
-                            add_out,
-                            prefetcher(ahead, 2),
-                        )
+                        _gram_kernel(builder, load_column, load_source, sources, sources, chunk0, c, nrows,
+                                     add_out, prefetcher(ahead, 2))
 
                     grouped(builder.udiv(j0, ir.Constant(i64, 8)), emit)
 
                 def emit_extra(chunk0, c):
-                    _gram_kernel(
-                        builder,
-                        load_column,
-                        load_source,
-                        ["one", "y"],
-                        [row_one, row_y],
-                        chunk0,
-                        c,
-                        nrows,
-                        add_out,
-                        prefetcher(nrows, 2, columns=False, with_y=True),
-                    )
+                    _gram_kernel(builder, load_column, load_source, ["one", "y"], [row_one, row_y], chunk0, c,
+                                 nrows, add_out, prefetcher(nrows, 2, columns=False, with_y=True))
 
                 grouped(zero64, emit_extra)
 
@@ -580,12 +484,9 @@ def _gram_chunk(typingctx, A, a0, y, y0, nrows, d, out):
         y_vec = ir.VectorType(y_elt, 8)
         groups = builder.udiv(nrows, ir.Constant(i64, 8))
         with cgutils.for_range(builder, groups) as loop:
-            ptr = builder.gep(
-                y_arr.data, [builder.add(y0, builder.mul(loop.index, ir.Constant(i64, 8)))], inbounds=True
-            )
-            ys = widen(
-                builder.load(builder.bitcast(ptr, y_vec.as_pointer()), align=y_align, typ=y_vec), y_elt, vec
-            )
+            ptr = builder.gep(y_arr.data, [builder.add(y0, builder.mul(loop.index, ir.Constant(i64, 8)))],
+                              inbounds=True)
+            ys = widen(builder.load(builder.bitcast(ptr, y_vec.as_pointer()), align=y_align, typ=y_vec), y_elt, vec)
             builder.store(builder.fadd(builder.load(sum_acc, typ=vec), ys), sum_acc)
             builder.store(builder.fadd(builder.load(square_acc, typ=vec), builder.fmul(ys, ys)), square_acc)
         base = builder.mul(groups, ir.Constant(i64, 8))
@@ -593,17 +494,12 @@ def _gram_chunk(typingctx, A, a0, y, y0, nrows, d, out):
             value = load_y(builder.add(base, loop.index))
             for acc, term in ((sum_acc, value), (square_acc, builder.fmul(value, value))):
                 lanes = builder.load(acc, typ=vec)
-                builder.store(
-                    builder.insert_element(
-                        lanes, builder.fadd(builder.extract_element(lanes, loop.index), term), loop.index
-                    ),
-                    acc,
-                )
+                builder.store(builder.insert_element(lanes, builder.fadd(builder.extract_element(lanes, loop.index),
+                                                                         term), loop.index), acc)
         for (row, col), acc in (((row_one, row_y), sum_acc), ((row_y, row_y), square_acc)):
             ptr = out_ptr(row, col)
-            builder.store(
-                builder.fadd(builder.load(ptr, typ=f64), _tree(builder, builder.load(acc, typ=vec), f64)), ptr
-            )
+            builder.store(builder.fadd(builder.load(ptr, typ=f64), _tree(builder, builder.load(acc, typ=vec), f64)),
+                          ptr)
         return context.get_dummy_value()
 
     return types.none(A, a0, y, y0, nrows, d, out), codegen
@@ -618,10 +514,8 @@ def _rows_tree(builder, rows, elt):
     odds = _shuffle_mask(1, 3, 5, 7, 9, 11, 13, 15)
     level = list(rows)
     while len(level) > 1:
-        level = [
-            builder.fadd(builder.shuffle_vector(a, b, evens), builder.shuffle_vector(a, b, odds))
-            for a, b in zip(level[0::2], level[1::2])
-        ]
+        level = [builder.fadd(builder.shuffle_vector(a, b, evens), builder.shuffle_vector(a, b, odds))
+                 for a, b in zip(level[0::2], level[1::2])]
     assert level[0].type == vec
     return level[0]
 
@@ -648,26 +542,14 @@ def _gradient_block_lanes(typingctx, X, y, params, fit_intercept, start, stop, o
     takes row ``8·g + l`` into lane ``l`` (float64), added as the pairwise
     tree at the end. A fixed order: the same bits on every run.
     """
-    if not (
-        isinstance(X, types.Array)
-        and X.ndim == 2
-        and X.layout == "C"
-        and isinstance(y, types.Array)
-        and y.ndim == 1
-        and y.layout == "C"
-        and isinstance(params, types.Array)
-        and params.ndim == 1
-        and params.layout == "C"
-        and X.dtype == y.dtype == params.dtype
-        and X.dtype in (types.float32, types.float64)
-        and isinstance(out, types.Array)
-        and out.ndim == 1
-        and out.layout == "C"
-        and out.dtype == types.float64
-    ):
-        raise TypingError(
-            "_gradient_block_lanes: C-contiguous float X (2-d), y and params of one dtype, float64 out"
-        )
+    if not (isinstance(X, types.Array) and X.ndim == 2 and X.layout == "C"
+            and isinstance(y, types.Array) and y.ndim == 1 and y.layout == "C"
+            and isinstance(params, types.Array) and params.ndim == 1 and params.layout == "C"
+            and X.dtype == y.dtype == params.dtype and X.dtype in (types.float32, types.float64)
+            and isinstance(out, types.Array) and out.ndim == 1 and out.layout == "C"
+            and out.dtype == types.float64):
+        raise TypingError("_gradient_block_lanes: C-contiguous float X (2-d), y and params of one dtype, "
+                          "float64 out")
     dtype = X.dtype
 
     def codegen(context, builder, signature, args):
@@ -692,10 +574,8 @@ def _gradient_block_lanes(typingctx, X, y, params, fit_intercept, start, stop, o
         eight = ir.Constant(i64, 8)
         zero_vec = ir.Constant(vec, [ir.Constant(elt, 0.0)] * 8)
         zero_wvec = ir.Constant(wvec, [ir.Constant(f64, 0.0)] * 8)
-        b = builder.load(
-            builder.gep(w_arr.data, [builder.select(fit_intercept, d, ir.Constant(i64, 0))], inbounds=True),
-            typ=elt,
-        )
+        b = builder.load(builder.gep(w_arr.data, [builder.select(fit_intercept, d, ir.Constant(i64, 0))],
+                                     inbounds=True), typ=elt)
         grad = builder.gep(o_arr.data, [ir.Constant(i64, 1)], inbounds=True)
 
         def widen(value, typ):
@@ -703,17 +583,14 @@ def _gradient_block_lanes(typingctx, X, y, params, fit_intercept, start, stop, o
 
         def splat(value):
             v = builder.insert_element(ir.Constant(vec, ir.Undefined), value, i32(0))
-            return builder.shuffle_vector(
-                v, ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(i32, 8), [0] * 8)
-            )
+            return builder.shuffle_vector(v, ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(i32, 8),
+                                                                                         [0] * 8))
 
         def row_ptr(i):
             return builder.gep(x_arr.data, [builder.mul(i, d)], inbounds=True)
 
         def load_vec(ptr, typ=vec):
-            return builder.load(
-                builder.bitcast(ptr, typ.as_pointer()), align=align if typ == vec else 8, typ=typ
-            )
+            return builder.load(builder.bitcast(ptr, typ.as_pointer()), align=align if typ == vec else 8, typ=typ)
 
         def lanes_of(i):
             """The 8 lanes of ``_lane_tree`` for row ``i`` (before the tree)."""
@@ -728,10 +605,8 @@ def _gradient_block_lanes(typingctx, X, y, params, fit_intercept, start, stop, o
                 builder.store(builder.fadd(builder.load(acc, typ=vec), builder.fmul(xs, ws)), acc)
             with cgutils.for_range(builder, builder.sub(d, base)) as loop:
                 j = builder.add(base, loop.index)
-                term = builder.fmul(
-                    builder.load(builder.gep(row, [j], inbounds=True), typ=elt),
-                    builder.load(builder.gep(w_arr.data, [j], inbounds=True), typ=elt),
-                )
+                term = builder.fmul(builder.load(builder.gep(row, [j], inbounds=True), typ=elt),
+                                    builder.load(builder.gep(w_arr.data, [j], inbounds=True), typ=elt))
                 lanes = builder.load(acc, typ=vec)
                 lane = builder.fadd(builder.extract_element(lanes, loop.index), term)
                 builder.store(builder.insert_element(lanes, lane, loop.index), acc)
@@ -759,28 +634,16 @@ def _gradient_block_lanes(typingctx, X, y, params, fit_intercept, start, stop, o
             row_ptrs = [row_ptr(i) for i in rows]
             with cgutils.for_range(builder, groups) as loop:
                 j = builder.mul(loop.index, eight)
-                terms = [
-                    widen(builder.fmul(load_vec(builder.gep(p, [j], inbounds=True)), f), wvec)
-                    for p, f in zip(row_ptrs, factors)
-                ]
+                terms = [widen(builder.fmul(load_vec(builder.gep(p, [j], inbounds=True)), f), wvec)
+                         for p, f in zip(row_ptrs, factors)]
                 ptr = builder.gep(grad, [j], inbounds=True)
-                builder.store(
-                    builder.fadd(load_vec(ptr, wvec), _terms_tree(builder, terms)),
-                    builder.bitcast(ptr, wvec.as_pointer()),
-                    align=8,
-                )
+                builder.store(builder.fadd(load_vec(ptr, wvec), _terms_tree(builder, terms)),
+                              builder.bitcast(ptr, wvec.as_pointer()), align=8)
             with cgutils.for_range(builder, builder.sub(d, base)) as loop:
                 j = builder.add(base, loop.index)
-                terms = [
-                    widen(
-                        builder.fmul(
-                            builder.load(builder.gep(p, [j], inbounds=True), typ=elt),
-                            builder.extract_element(twice, i32(k)),
-                        ),
-                        f64,
-                    )
-                    for k, p in enumerate(row_ptrs)
-                ]
+                terms = [widen(builder.fmul(builder.load(builder.gep(p, [j], inbounds=True), typ=elt),
+                                            builder.extract_element(twice, i32(k))), f64)
+                         for k, p in enumerate(row_ptrs)]
                 ptr = builder.gep(grad, [j], inbounds=True)
                 builder.store(builder.fadd(builder.load(ptr, typ=f64), _terms_tree(builder, terms)), ptr)
         # The last rows one by one: row 8·g + l into lane l of Σ 2 r.
@@ -801,23 +664,18 @@ def _gradient_block_lanes(typingctx, X, y, params, fit_intercept, start, stop, o
                 j = builder.mul(inner.index, eight)
                 term = widen(builder.fmul(load_vec(builder.gep(row, [j], inbounds=True)), factor), wvec)
                 ptr = builder.gep(grad, [j], inbounds=True)
-                builder.store(
-                    builder.fadd(load_vec(ptr, wvec), term), builder.bitcast(ptr, wvec.as_pointer()), align=8
-                )
+                builder.store(builder.fadd(load_vec(ptr, wvec), term), builder.bitcast(ptr, wvec.as_pointer()),
+                              align=8)
             with cgutils.for_range(builder, builder.sub(d, base)) as inner:
                 j = builder.add(base, inner.index)
-                term = widen(
-                    builder.fmul(builder.load(builder.gep(row, [j], inbounds=True), typ=elt), twice), f64
-                )
+                term = widen(builder.fmul(builder.load(builder.gep(row, [j], inbounds=True), typ=elt), twice), f64)
                 ptr = builder.gep(grad, [j], inbounds=True)
                 builder.store(builder.fadd(builder.load(ptr, typ=f64), term), ptr)
         builder.store(builder.load(cost, typ=f64), o_arr.data)
         with builder.if_then(fit_intercept):
             ptr = builder.gep(grad, [d], inbounds=True)
-            builder.store(
-                builder.fadd(builder.load(ptr, typ=f64), _tree(builder, builder.load(bias, typ=wvec), f64)),
-                ptr,
-            )
+            builder.store(builder.fadd(builder.load(ptr, typ=f64), _tree(builder, builder.load(bias, typ=wvec), f64)),
+                          ptr)
         return context.get_dummy_value()
 
     return types.none(X, y, params, fit_intercept, start, stop, out), codegen

@@ -271,24 +271,8 @@ def _start_epoch(params, grad, velocity, steps, previous, hyper, nesterov):
 
 
 @cuda.jit
-def _finish_epoch(
-    partials,
-    width,
-    n,
-    totals,
-    costs,
-    e,
-    status,
-    full_batch,
-    step_next,
-    params,
-    grad,
-    velocity,
-    steps,
-    previous,
-    hyper,
-    nesterov,
-):
+def _finish_epoch(partials, width, n, totals, costs, e, status, full_batch, step_next,
+                  params, grad, velocity, steps, previous, hyper, nesterov):
     """One block: the epoch's cost (and mean gradient), the divergence flag, and the next GD step."""
     if status[0] != 0:
         return
@@ -311,23 +295,8 @@ def _finish_epoch(
 
 
 @cuda.jit
-def _batch_steps(
-    X,
-    y,
-    params,
-    grad,
-    velocity,
-    steps,
-    previous,
-    hyper,
-    nesterov,
-    fit_intercept,
-    batch_size,
-    natural,
-    order,
-    resid,
-    status,
-):
+def _batch_steps(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept,
+                 batch_size, natural, order, resid, status):
     """One block, one epoch of mini-batch steps over consecutive slices of ``order``."""
     if status[0] != 0:
         return
@@ -504,8 +473,7 @@ def _launch_sums(data, d_params, fit_intercept, width, d_status, partials):
     n_blocks = partials.shape[0]
     chunks = (width + MAX_WIDTH - 1) // MAX_WIDTH
     _blocked_sums[(n_blocks, chunks), TPB, 0, _REDUCE_BYTES](
-        data.X, data.y, d_params, fit_intercept, width, d_status, partials
-    )
+        data.X, data.y, d_params, fit_intercept, width, d_status, partials)
 
 
 # --------------------------------------------------------------------------
@@ -550,29 +518,8 @@ def predict(X, params, fit_intercept, out):
         out[:] = d_out.copy_to_host()
 
 
-def run_epochs(
-    X,
-    y,
-    params,
-    grad,
-    velocity,
-    steps,
-    previous,
-    hyper,
-    nesterov,
-    fit_intercept,
-    exact,
-    full_batch,
-    batch_size,
-    order,
-    costs,
-    stop,
-    rates,
-    loss_spec,
-    decayed,
-    average,
-    averaged,
-):
+def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
+               full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
     # Launches return to Python at once, so Ctrl-C arrives between them;
     # ``stop`` (part of the interface) is not needed here. Epochs at one rate
     # are queued together; a schedule splits the call where the rate changes.
@@ -583,46 +530,17 @@ def run_epochs(
         while done + same < costs.shape[0] and rates[done + same] == rates[done]:
             same += 1
         hyper[0] = rates[done]
-        finite = _run_epochs_at_one_rate(
-            X,
-            y,
-            params,
-            grad,
-            velocity,
-            steps,
-            previous,
-            hyper,
-            nesterov,
-            fit_intercept,
-            exact,
-            full_batch,
-            batch_size,
-            order,
-            costs[done : done + same],
-        )
+        finite = _run_epochs_at_one_rate(X, y, params, grad, velocity, steps, previous, hyper, nesterov,
+                                         fit_intercept, exact, full_batch, batch_size, order,
+                                         costs[done : done + same])
         if finite < same:
             return done + finite
         done += same
     return done
 
 
-def _run_epochs_at_one_rate(
-    X,
-    y,
-    params,
-    grad,
-    velocity,
-    steps,
-    previous,
-    hyper,
-    nesterov,
-    fit_intercept,
-    exact,
-    full_batch,
-    batch_size,
-    order,
-    costs,
-):
+def _run_epochs_at_one_rate(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
+                            full_batch, batch_size, order, costs):
     count = costs.shape[0]
     if count == 0:
         return 0
@@ -631,7 +549,7 @@ def _run_epochs_at_one_rate(
     fit_intercept = bool(fit_intercept)
     nesterov = bool(nesterov)
     natural = order.shape[0] == 0
-    affine = not full_batch and batch_size == 1 and d == 1 and not fit_intercept and hyper[1] == 0
+    affine = (not full_batch and batch_size == 1 and d == 1 and not fit_intercept and hyper[1] == 0)
     width = 1 + p if full_batch else 1
     with _quiet_launches():
         data = _device_data(X, y)
@@ -656,49 +574,20 @@ def _run_epochs_at_one_rate(
         for e in range(count):
             if full_batch:
                 if e == 0:
-                    _start_epoch[1, TPB](d_params, d_grad, d_velocity, d_steps, d_previous, d_hyper, nesterov)
+                    _start_epoch[1, TPB](d_params, d_grad, d_velocity, d_steps, d_previous, d_hyper,
+                                         nesterov)
             elif affine:
                 _affine_maps[maps.shape[0], TPB, 0, _MAPS_BYTES](
-                    data.X, data.y, lr, weight_decay, natural, d_order, d_status, maps
-                )
+                    data.X, data.y, lr, weight_decay, natural, d_order, d_status, maps)
                 _compose_maps[1, 1](maps, n, d_params, d_steps, d_previous, d_status)
             else:
                 _batch_steps[1, TPB, 0, _LANE_BYTES](
-                    data.X,
-                    data.y,
-                    d_params,
-                    d_grad,
-                    d_velocity,
-                    d_steps,
-                    d_previous,
-                    d_hyper,
-                    nesterov,
-                    fit_intercept,
-                    batch_size,
-                    natural,
-                    d_order,
-                    resid,
-                    d_status,
-                )
+                    data.X, data.y, d_params, d_grad, d_velocity, d_steps, d_previous, d_hyper, nesterov,
+                    fit_intercept, batch_size, natural, d_order, resid, d_status)
             _launch_sums(data, d_params, fit_intercept, width, d_status, partials)
             _finish_epoch[1, TPB, 0, _REDUCE_BYTES](
-                partials,
-                width,
-                n,
-                totals,
-                d_costs,
-                e,
-                d_status,
-                full_batch,
-                e + 1 < count,
-                d_params,
-                d_grad,
-                d_velocity,
-                d_steps,
-                d_previous,
-                d_hyper,
-                nesterov,
-            )
+                partials, width, n, totals, d_costs, e, d_status, full_batch, e + 1 < count,
+                d_params, d_grad, d_velocity, d_steps, d_previous, d_hyper, nesterov)
         costs[:] = d_costs.copy_to_host()
         params[:] = d_params.copy_to_host()
         grad[:] = d_grad.copy_to_host()
@@ -724,8 +613,6 @@ def unavailable_reason():
     except Exception as exc:  # a broken driver or toolkit
         return f"numba.cuda failed to initialise: {type(exc).__name__}: {exc}"
     if not available:
-        return (
-            "no CUDA GPU found (numba.cuda.is_available() is False); "
-            "set NUMBA_ENABLE_CUDASIM=1 to use the simulator"
-        )
+        return ("no CUDA GPU found (numba.cuda.is_available() is False); "
+                "set NUMBA_ENABLE_CUDASIM=1 to use the simulator")
     return None

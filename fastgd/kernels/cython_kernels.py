@@ -44,94 +44,19 @@ def predict(X, params, fit_intercept, out):
     _kernels.predict(X, params, fit_intercept, out)
 
 
-def run_epochs(
-    X,
-    y,
-    params,
-    grad,
-    velocity,
-    steps,
-    previous,
-    hyper,
-    nesterov,
-    fit_intercept,
-    exact,
-    full_batch,
-    batch_size,
-    order,
-    costs,
-    stop,
-    rates,
-    loss_spec,
-    decayed,
-    average,
-    averaged,
-):
+def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
+               full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
     """Run ``len(costs)`` epochs in place; returns the epochs with a finite cost (see fastgd.kernels)."""
-    return _kernels.run_epochs(
-        X,
-        y,
-        params,
-        grad,
-        velocity,
-        steps,
-        previous,
-        hyper,
-        nesterov,
-        fit_intercept,
-        exact,
-        full_batch,
-        batch_size,
-        order,
-        costs,
-        stop,
-        rates,
-        loss_spec,
-        decayed,
-        average,
-        averaged,
-    )
+    return _kernels.run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov,
+                               fit_intercept, exact, full_batch, batch_size, order, costs, stop, rates,
+                               loss_spec, decayed, average, averaged)
 
 
-def run_steps(
-    X,
-    y,
-    params,
-    grad,
-    velocity,
-    steps,
-    hyper,
-    nesterov,
-    fit_intercept,
-    exact,
-    batch_size,
-    order,
-    stop,
-    loss_spec,
-    decayed,
-    average,
-    averaged,
-):
+def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+              stop, loss_spec, decayed, average, averaged):
     """The SGD steps of one pass over ``order``; True (see fastgd.kernels)."""
-    return _kernels.run_steps(
-        X,
-        y,
-        params,
-        grad,
-        velocity,
-        steps,
-        hyper,
-        nesterov,
-        fit_intercept,
-        exact,
-        batch_size,
-        order,
-        stop,
-        loss_spec,
-        decayed,
-        average,
-        averaged,
-    )
+    return _kernels.run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
+                              batch_size, order, stop, loss_spec, decayed, average, averaged)
 
 
 def unavailable_reason() -> Optional[str]:
@@ -140,10 +65,8 @@ def unavailable_reason() -> Optional[str]:
         return f"the extension fastgd_ext._kernels is not built ({_IMPORT_ERROR}); {_BUILD_HINT}"
     missing = [name for name in ("sums", "predict", "run_epochs", "run_steps") if not hasattr(_kernels, name)]
     if missing:
-        return (
-            f"the extension fastgd_ext._kernels is out of date (no {', '.join(missing)}); "
-            f"rebuild it: {_BUILD_HINT}"
-        )
+        return (f"the extension fastgd_ext._kernels is out of date (no {', '.join(missing)}); "
+                f"rebuild it: {_BUILD_HINT}")
     try:
         X = np.ones((2, 1))
         _kernels.sums(X, X[:, 0], np.ones(1), False, True, True, np.array([0.0, 1.0, 0.5]))

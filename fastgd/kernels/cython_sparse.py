@@ -31,15 +31,13 @@ def thread_setup():
     """Nothing to hand to the helper thread (OpenMP reads its own settings)."""
     return lambda: None
 
-
 _BUILD_HINT = "pip install -e . (or python setup.py build_ext --inplace) builds it"
 
 
 def sums(X, y, params, fit_intercept, exact, want_gradient, loss_spec):
     """``[Σ ℓ(r), Σ ℓ'(r)·x_j, (Σ ℓ'(r))]`` over all rows of the CSR ``X``, float64 (see fastgd.kernels)."""
-    return _sparse_kernels.sums(
-        X.data, X.indices, X.indptr, y, params, X.n_features, fit_intercept, exact, want_gradient, loss_spec
-    )
+    return _sparse_kernels.sums(X.data, X.indices, X.indptr, y, params, X.n_features, fit_intercept, exact,
+                                want_gradient, loss_spec)
 
 
 def predict(X, params, fit_intercept, out):
@@ -47,114 +45,29 @@ def predict(X, params, fit_intercept, out):
     _sparse_kernels.predict(X.data, X.indices, X.indptr, params, X.n_features, fit_intercept, out)
 
 
-def run_epochs(
-    X,
-    y,
-    params,
-    grad,
-    velocity,
-    steps,
-    previous,
-    hyper,
-    nesterov,
-    fit_intercept,
-    exact,
-    full_batch,
-    batch_size,
-    order,
-    costs,
-    stop,
-    rates,
-    loss_spec,
-    decayed,
-    average,
-    averaged,
-):
+def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
+               full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
     """Run ``len(costs)`` epochs in place; the epochs with a finite cost (see fastgd.kernels)."""
-    return _sparse_kernels.run_epochs(
-        X.data,
-        X.indices,
-        X.indptr,
-        y,
-        params,
-        grad,
-        velocity,
-        steps,
-        previous,
-        hyper,
-        nesterov,
-        fit_intercept,
-        exact,
-        full_batch,
-        batch_size,
-        order,
-        costs,
-        stop,
-        rates,
-        loss_spec,
-        decayed,
-        average,
-        averaged,
-        X.n_features,
-        _sparse_kernels.SCALE_FLOOR[params.dtype],
-    )
+    return _sparse_kernels.run_epochs(X.data, X.indices, X.indptr, y, params, grad, velocity, steps, previous,
+                                      hyper, nesterov, fit_intercept, exact, full_batch, batch_size, order, costs,
+                                      stop, rates, loss_spec, decayed, average, averaged, X.n_features,
+                                      _sparse_kernels.SCALE_FLOOR[params.dtype])
 
 
-def run_steps(
-    X,
-    y,
-    params,
-    grad,
-    velocity,
-    steps,
-    hyper,
-    nesterov,
-    fit_intercept,
-    exact,
-    batch_size,
-    order,
-    stop,
-    loss_spec,
-    decayed,
-    average,
-    averaged,
-):
+def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+              stop, loss_spec, decayed, average, averaged):
     """The SGD steps of one pass over ``order``; False when ``stop`` ended it (see fastgd.kernels)."""
-    return _sparse_kernels.run_steps(
-        X.data,
-        X.indices,
-        X.indptr,
-        y,
-        params,
-        grad,
-        velocity,
-        steps,
-        hyper,
-        nesterov,
-        fit_intercept,
-        exact,
-        batch_size,
-        order,
-        stop,
-        loss_spec,
-        decayed,
-        average,
-        averaged,
-        X.n_features,
-        _sparse_kernels.SCALE_FLOOR[params.dtype],
-    )
+    return _sparse_kernels.run_steps(X.data, X.indices, X.indptr, y, params, grad, velocity, steps, hyper,
+                                     nesterov, fit_intercept, exact, batch_size, order, stop, loss_spec, decayed,
+                                     average, averaged, X.n_features, _sparse_kernels.SCALE_FLOOR[params.dtype])
 
 
 def unavailable_reason() -> Optional[str]:
     """None when the extension is built; else why not."""
     if _sparse_kernels is None:
         return f"the extension fastgd_ext._sparse_kernels is not built ({_IMPORT_ERROR}); {_BUILD_HINT}"
-    missing = [
-        name for name in ("sums", "predict", "run_epochs", "run_steps") if not hasattr(_sparse_kernels, name)
-    ]
+    missing = [name for name in ("sums", "predict", "run_epochs", "run_steps") if not hasattr(_sparse_kernels, name)]
     if missing:
-        return (
-            f"the extension fastgd_ext._sparse_kernels is out of date (no {', '.join(missing)}); "
-            f"rebuild it: {_BUILD_HINT}"
-        )
+        return (f"the extension fastgd_ext._sparse_kernels is out of date (no {', '.join(missing)}); "
+                f"rebuild it: {_BUILD_HINT}")
     return None

@@ -84,14 +84,8 @@ def sums(X, y, params, fit_intercept, exact, want_gradient, loss_spec):
     sequential = exact or n <= BLOCK
     total = np.zeros(1 + params.shape[0])
     for start in range(0, n, BLOCK):
-        terms = _block_terms(
-            X[start : start + BLOCK],
-            y[start : start + BLOCK],
-            params,
-            fit_intercept,
-            want_gradient,
-            loss_spec,
-        )
+        terms = _block_terms(X[start : start + BLOCK], y[start : start + BLOCK], params,
+                             fit_intercept, want_gradient, loss_spec)
         if sequential:
             # The running total leads the block so that cumsum continues it in order.
             terms = np.vstack([total[:width], terms])
@@ -133,23 +127,8 @@ def _average(params, steps, average, averaged):
     averaged[0] = count + 1
 
 
-def _steps(
-    X,
-    y,
-    params,
-    grad,
-    velocity,
-    steps,
-    hyper,
-    nesterov,
-    fit_intercept,
-    batch_size,
-    order,
-    loss_spec,
-    decayed,
-    average,
-    averaged,
-):
+def _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order, loss_spec,
+           decayed, average, averaged):
     """The SGD steps of one pass over ``order`` (all rows when it is empty)."""
     positions = order.shape[0] if order.shape[0] else X.shape[0]
     for start in range(0, positions, batch_size):
@@ -166,29 +145,8 @@ def _steps(
 
 
 @_quiet
-def run_epochs(
-    X,
-    y,
-    params,
-    grad,
-    velocity,
-    steps,
-    previous,
-    hyper,
-    nesterov,
-    fit_intercept,
-    exact,
-    full_batch,
-    batch_size,
-    order,
-    costs,
-    stop,
-    rates,
-    loss_spec,
-    decayed,
-    average,
-    averaged,
-):
+def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
+               full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
     # numpy returns to Python between operations, so Ctrl-C arrives on its
     # own; ``stop`` is part of the interface (and honoured between epochs).
     n = X.shape[0]
@@ -202,23 +160,8 @@ def run_epochs(
             totals = sums(X, y, params, fit_intercept, exact, True, loss_spec)
             grad[:] = totals[1:] / n
         else:
-            _steps(
-                X,
-                y,
-                params,
-                grad,
-                velocity,
-                steps,
-                hyper,
-                nesterov,
-                fit_intercept,
-                batch_size,
-                order,
-                loss_spec,
-                decayed,
-                average,
-                averaged,
-            )
+            _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order,
+                   loss_spec, decayed, average, averaged)
             totals = sums(X, y, params, fit_intercept, exact, False, loss_spec)
         costs[e] = totals[0] / n
         if not np.isfinite(costs[e]):
@@ -230,40 +173,8 @@ def run_epochs(
 
 
 @_quiet
-def run_steps(
-    X,
-    y,
-    params,
-    grad,
-    velocity,
-    steps,
-    hyper,
-    nesterov,
-    fit_intercept,
-    exact,
-    batch_size,
-    order,
-    stop,
-    loss_spec,
-    decayed,
-    average,
-    averaged,
-):
-    _steps(
-        X,
-        y,
-        params,
-        grad,
-        velocity,
-        steps,
-        hyper,
-        nesterov,
-        fit_intercept,
-        batch_size,
-        order,
-        loss_spec,
-        decayed,
-        average,
-        averaged,
-    )
+def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+              stop, loss_spec, decayed, average, averaged):
+    _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order, loss_spec,
+           decayed, average, averaged)
     return True

@@ -100,31 +100,14 @@ def predict(X, params, fit_intercept, out):
             a, b = int(X.indptr[i]), int(X.indptr[i + 1])
             w = params[X.indices[a:b]]
             terms = (X.data[a:b] + out.dtype.type(0.0)) * w
-            negative = (
-                bool(np.all((terms == 0) & np.signbit(terms)))
-                and negatives - int(np.signbit(w).sum()) == d - (b - a)
-                and (not fit_intercept or bool(np.signbit(params[d])))
-            )
+            negative = (bool(np.all((terms == 0) & np.signbit(terms)))
+                        and negatives - int(np.signbit(w).sum()) == d - (b - a)
+                        and (not fit_intercept or bool(np.signbit(params[d]))))
             out[i] = -out.dtype.type(0.0) if negative else out.dtype.type(0.0)
 
 
-def _steps(
-    X,
-    y,
-    params,
-    grad,
-    velocity,
-    steps,
-    hyper,
-    nesterov,
-    fit_intercept,
-    batch_size,
-    order,
-    loss_spec,
-    decayed,
-    average,
-    averaged,
-):
+def _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order, loss_spec,
+           decayed, average, averaged):
     """The SGD steps of one pass over ``order`` (all rows when it is empty)."""
     d = X.shape[1]
     positions = order.shape[0] if order.shape[0] else X.shape[0]
@@ -141,29 +124,8 @@ def _steps(
 
 
 @_quiet
-def run_epochs(
-    X,
-    y,
-    params,
-    grad,
-    velocity,
-    steps,
-    previous,
-    hyper,
-    nesterov,
-    fit_intercept,
-    exact,
-    full_batch,
-    batch_size,
-    order,
-    costs,
-    stop,
-    rates,
-    loss_spec,
-    decayed,
-    average,
-    averaged,
-):
+def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
+               full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
     """Run ``len(costs)`` epochs in place; the epochs with a finite cost (see fastgd.kernels)."""
     n = X.shape[0]
     for e in range(costs.shape[0]):
@@ -176,23 +138,8 @@ def run_epochs(
             totals = sums(X, y, params, fit_intercept, exact, True, loss_spec)
             grad[:] = totals[1:] / n
         else:
-            _steps(
-                X,
-                y,
-                params,
-                grad,
-                velocity,
-                steps,
-                hyper,
-                nesterov,
-                fit_intercept,
-                batch_size,
-                order,
-                loss_spec,
-                decayed,
-                average,
-                averaged,
-            )
+            _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order,
+                   loss_spec, decayed, average, averaged)
             totals = sums(X, y, params, fit_intercept, exact, False, loss_spec)
         costs[e] = totals[0] / n
         if not np.isfinite(costs[e]):
@@ -204,41 +151,9 @@ def run_epochs(
 
 
 @_quiet
-def run_steps(
-    X,
-    y,
-    params,
-    grad,
-    velocity,
-    steps,
-    hyper,
-    nesterov,
-    fit_intercept,
-    exact,
-    batch_size,
-    order,
-    stop,
-    loss_spec,
-    decayed,
-    average,
-    averaged,
-):
+def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+              stop, loss_spec, decayed, average, averaged):
     """The SGD steps of one pass over ``order``; True (see fastgd.kernels)."""
-    _steps(
-        X,
-        y,
-        params,
-        grad,
-        velocity,
-        steps,
-        hyper,
-        nesterov,
-        fit_intercept,
-        batch_size,
-        order,
-        loss_spec,
-        decayed,
-        average,
-        averaged,
-    )
+    _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order, loss_spec,
+           decayed, average, averaged)
     return True
