@@ -159,10 +159,26 @@ def test_import_fastgd_does_not_import_dask():
     assert out.stdout.strip() == "[]"
 
 
-def _interrupt_after(seconds):
-    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    return timer
+class _interrupt_after:
+    """SIGINT after ``seconds``, then again every half second until cancelled,
+    as a user presses Ctrl-C again: CPython drops a KeyboardInterrupt raised
+    while the main thread runs a finalizer (a dask future's ``__del__``), and
+    one such lost signal once left a fit of 10^6 epochs running in CI."""
+
+    def __init__(self, seconds):
+        self._cancelled = threading.Event()
+        threading.Thread(target=self._run, args=(seconds,), daemon=True).start()
+
+    def _run(self, seconds):
+        if self._cancelled.wait(seconds):
+            return
+        while True:
+            os.kill(os.getpid(), signal.SIGINT)
+            if self._cancelled.wait(0.5):
+                return
+
+    def cancel(self):
+        self._cancelled.set()
 
 
 def test_ctrl_c_on_dask(client):
