@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+
 import numpy as np
 
 # torch.optim.SGD settings that every backend is compared over.
@@ -40,3 +44,18 @@ def assert_close(got, expected, rtol, atol=0.0):
     assert (got.b is None) == (expected.b is None)
     for name, a, b in zip(("w", "b", "losses", "loss"), fit_arrays(got), fit_arrays(expected)):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=name)
+
+
+def interrupt_after(seconds: float) -> threading.Timer:
+    """SIGINT to this process after ``seconds`` (a started timer: ``cancel()`` it).
+
+    A test runner started in the background by a shell without job control
+    (``bash .ci/run &``) inherits SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler: the signal would vanish and the fit run on.
+    So the test installs Python's own handler first.
+    """
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    return timer

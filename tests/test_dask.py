@@ -4,16 +4,15 @@ processes, 1 thread each, on 127.0.0.1) against the in-memory fit."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
 import pytest
 
 import fastgd
+from helpers import interrupt_after
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -159,34 +158,12 @@ def test_import_fastgd_does_not_import_dask():
     assert out.stdout.strip() == "[]"
 
 
-class _interrupt_after:
-    """SIGINT after ``seconds``, then again every half second until cancelled,
-    as a user presses Ctrl-C again: CPython drops a KeyboardInterrupt raised
-    while the main thread runs a finalizer (a dask future's ``__del__``), and
-    one such lost signal once left a fit of 10^6 epochs running in CI."""
-
-    def __init__(self, seconds):
-        self._cancelled = threading.Event()
-        threading.Thread(target=self._run, args=(seconds,), daemon=True).start()
-
-    def _run(self, seconds):
-        if self._cancelled.wait(seconds):
-            return
-        while True:
-            os.kill(os.getpid(), signal.SIGINT)
-            if self._cancelled.wait(0.5):
-                return
-
-    def cancel(self):
-        self._cancelled.set()
-
-
 def test_ctrl_c_on_dask(client):
     X, y, _ = fastgd.datasets.make_linear(20_000, 2, seed=1)
     dX = da.from_array(X, chunks=(5_000, 2))
     dy = da.from_array(y, chunks=5_000)
     fastgd.gd(dX, dy, lr=0.1, epochs=1)  # compiled before the clock starts: Ctrl-C lands in the epochs
-    timer = _interrupt_after(1.0)
+    timer = interrupt_after(1.0)
     started = time.perf_counter()
     try:
         with pytest.raises(fastgd.FitInterrupted) as info:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,7 @@ import pytest
 
 import fastgd
 import fastgd.reference as reference
+from helpers import interrupt_after
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPU = [info.name for info in fastgd.backends() if info.available and info.name != "cuda"]
@@ -100,12 +100,6 @@ def test_nested_use_restores_exactly():
 # -- Ctrl-C -------------------------------------------------------------------------------
 
 
-def _interrupt_after(seconds):
-    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    return timer
-
-
 LONG_FITS = {
     "gd": dict(),
     "sgd-momentum": dict(batch_size=1, momentum=0.5),
@@ -123,7 +117,7 @@ def test_ctrl_c_inside_a_long_compiled_call(backend, case):
     options = dict(lr=1e-3, exact=True, **LONG_FITS[case])
     with fastgd.use(backend):
         fastgd.fit(X, y, epochs=1, **options)  # compiled before the clock starts
-        timer = _interrupt_after(0.5)
+        timer = interrupt_after(0.5)
         started = time.perf_counter()
         try:
             with pytest.raises(fastgd.FitInterrupted) as info:
