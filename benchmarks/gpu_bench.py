@@ -162,7 +162,7 @@ def reduction(sizes, dtypes):
         for dtype in dtypes:
             X, y = data(n, 1, dtype)
             X2 = X.reshape(-1, 1)
-            entry = ck._device_data(X2, y)
+            entry = ck.prepare(X2, y, None)
             params = cuda.to_device(np.array([1.5], dtype=dtype))
             status = cuda.to_device(np.zeros(1, dtype=np.int64))
             partials = entry.scratch("partials", (ck._blocks(n), 2), np.float64)
@@ -185,7 +185,6 @@ def reduction(sizes, dtypes):
                 out[key]["fraction_of_copy"] = gbps / RESULTS["copy_GBps"]
             out[key]["rel_diff_vs_numba"] = float(np.max(np.abs(got - want) / np.abs(want)))
             del entry, X2, X, y
-            ck._cache.clear()
     return out
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Union
 
-from fastgd import _checks, _engine
+from fastgd import _checks, _dispatch, _model
 from fastgd._registry import BackendInfo, backends, use
 from fastgd._result import Fit
 from fastgd.errors import BackendFallbackWarning, DivergenceError, DivergenceWarning, FitInterrupted
@@ -72,7 +72,7 @@ def forward(x: Any, w: Any, b: Optional[float] = None) -> Union[float, Any]:
     >>> fastgd.forward([[1.0, 2.0], [3.0, 4.0]], [1.0, 1.0], b=0.5)
     array([3.5, 7.5])
     """
-    return _engine.forward(x, w, b)
+    return _model.forward(x, w, b)
 
 
 def loss(
@@ -87,7 +87,7 @@ def loss(
     >>> fastgd.loss(3.0, 6.0, 1.0)
     9.0
     """
-    return _engine.loss(x, y, w, b, loss=loss, delta=delta)
+    return _model.loss(x, y, w, b, loss=loss, delta=delta)
 
 
 def cost(
@@ -102,7 +102,7 @@ def cost(
     >>> round(fastgd.cost([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], 1.0), 6)
     4.666667
     """
-    return _engine.cost(xs, ys, w, b, loss=loss, delta=delta)
+    return _model.cost(xs, ys, w, b, loss=loss, delta=delta)
 
 
 def gradient(
@@ -118,7 +118,7 @@ def gradient(
     >>> round(fastgd.gradient([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], 1.0), 6)
     -9.333333
     """
-    return _engine.gradient(xs, ys, w, b, loss=loss, delta=delta)
+    return _model.gradient(xs, ys, w, b, loss=loss, delta=delta)
 
 
 def fit(
@@ -227,7 +227,7 @@ def fit(
     >>> round(result.w, 6), round(result.b, 6)
     (2.0, 1.0)
     """
-    return _engine.train(X, y, **_checks.forwarded(locals()))
+    return _dispatch.train(X, y, **_checks.forwarded(locals()))
 
 
 def gd(

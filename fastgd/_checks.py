@@ -218,7 +218,7 @@ def prepare_data(X: Any, y: Any, check_x: bool = True) -> tuple[Any, np.ndarray,
 
     scipy.sparse ``X`` becomes a canonical :class:`fastgd._sparse.CSR`.
     ``check_x=False`` leaves a dense ``X``'s NaN/inf check to the caller
-    (the engine: see :func:`fastgd._engine.train`).
+    (the front: see :func:`fastgd._dispatch.train`).
     """
     if _sparse.is_sparse(X):
         rows, scalar_model = _sparse.as_csr(X, "X")

@@ -50,11 +50,11 @@ from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
-from fastgd import _checks, _registry
+from fastgd import _checks, _engine, _registry
+from fastgd._backend import Handle, Plan
 from fastgd._orders import NATURAL
 from fastgd._result import Fit
 from fastgd._state import Training
-from fastgd.errors import DivergenceError, FitInterrupted, warn_if_runaway
 
 
 def _single_threaded_kernels(name: str) -> Any:
@@ -248,8 +248,6 @@ def train(
     """Full-batch gradient descent over dask arrays (see the module docstring)."""
     import dask
 
-    from fastgd.kernels.numpy_kernels import _average, _step
-
     fit_intercept = _checks.check_flag(fit_intercept, "fit_intercept")
     opts = _checks.options(**hyperparameters)
     X, y, scalar_model = _prepare(X, y)
@@ -298,111 +296,115 @@ def train(
             M, n, _checks.Problem(X, y, params, scalar_model, fit_intercept), opts, name, state, stream
         )
 
-    arrays = Training(_checks.Problem(X, y, params, scalar_model, fit_intercept), opts, state)
-    a = arrays
+    rng = np.random.default_rng(opts.seed) if opts.shuffle else None
 
-    def round_trip(at: np.ndarray, want_gradient: bool = True) -> np.ndarray:
+    def chunks(kernels: Any, X: Any, y: Any, plan: Plan, loss_spec: np.ndarray) -> Handle:
+        return ChunkHandle(kernels, X, y, plan, loss_spec, x_blocks, y_blocks, rng)
+
+    problem = _checks.Problem(X, y, params, scalar_model, fit_intercept)
+    return _engine.run(problem, opts, kernels, state, prepare=chunks)
+
+
+class ChunkHandle(Handle):
+    """A fit's dask chunks as the driver's handle (fastgd/_backend.py): the
+    chunks stay on the workers, the parameters and optimizer state travel.
+
+    ``run_epochs`` ignores the driver's ``order`` (``shuffles_itself``): a
+    shuffled epoch visits the chunks, and the rows of each chunk, in the
+    order drawn from ``rng`` (:func:`_chunk_visits`).
+    """
+
+    shuffles_itself = True
+    has_steps = False
+    # The client waits on the workers in the main thread, where Ctrl-C lands.
+    threaded_kernels = None
+
+    def __init__(
+        self,
+        kernels: Any,
+        X: Any,
+        y: Any,
+        plan: Plan,
+        loss_spec: np.ndarray,
+        x_blocks: List[Any],
+        y_blocks: List[Any],
+        rng: Optional[np.random.Generator],
+    ) -> None:
+        self.kernels, self.name = kernels, kernels.NAME
+        self.X, self.y, self.plan, self.loss_spec = X, y, plan, loss_spec
+        self.x_blocks, self.y_blocks, self.rng = x_blocks, y_blocks, rng
+        self.chunk_sizes = list(X.chunks[0])
+
+    def sums(self, params: np.ndarray, want_gradient: bool, exact: Optional[bool] = None) -> np.ndarray:
         """Σ over all chunks, added in chunk order: one compute, one round trip."""
+        import dask
+
+        exact = self.plan.exact if exact is None else exact
         sums = dask.delayed(_chunk_sums, pure=True)
         tasks = [
-            sums(xb, yb, at, fit_intercept, name, opts.exact, a.loss_spec, want_gradient)
-            for xb, yb in zip(x_blocks, y_blocks)
+            sums(xb, yb, params, self.plan.fit_intercept, self.name, exact, self.loss_spec, want_gradient)
+            for xb, yb in zip(self.x_blocks, self.y_blocks)
         ]
         return _in_chunk_order(dask.compute(*tasks))
 
-    costs: List[float] = []
-    chunk_sizes = list(X.chunks[0])
-    rng = np.random.default_rng(opts.seed) if opts.shuffle else None
+    def check_data(self) -> None:
+        _raise_if_not_finite(self.x_blocks, self.y_blocks)
 
-    def steps_epoch() -> float:
+    def run_epochs(self, state: Training, order: np.ndarray, costs: np.ndarray, rates: np.ndarray) -> int:
+        n = self.X.shape[0]
+        epoch = self._batch_epoch if self.plan.full_batch else self._steps_epoch
+        for e in range(costs.shape[0]):
+            state.hyper[0] = rates[e]
+            costs[e] = epoch(state) / n
+            if not np.isfinite(costs[e]):
+                return e
+            state.commit_epoch()
+        return costs.shape[0]
+
+    def _steps_epoch(self, state: Training) -> float:
         """One epoch of (mini-)batch steps, chunk after chunk on the workers that
         hold them, then the cost over all chunks: one compute in all."""
+        import dask
+
+        plan, s = self.plan, state
         run = dask.delayed(_chunk_steps, pure=True, nout=2)
         cost = dask.delayed(_chunk_sums, pure=True)
-        carried = (params, a.velocity, a.steps, a.average, a.averaged)
+        carried = (s.params, s.velocity, s.steps, s.average, s.averaged)
         moved = None
-        for k, rows in _chunk_visits(chunk_sizes, rng):
+        for k, rows in _chunk_visits(self.chunk_sizes, self.rng):
             carried, moved = run(
-                x_blocks[k],
-                y_blocks[k],
+                self.x_blocks[k],
+                self.y_blocks[k],
                 carried,
-                a.hyper,
-                opts.nesterov,
-                fit_intercept,
-                opts.exact,
-                opts.batch_size,
+                s.hyper,
+                plan.nesterov,
+                plan.fit_intercept,
+                plan.exact,
+                plan.batch_size,
                 rows,
-                name,
-                a.loss_spec,
-                a.decayed,
+                self.name,
+                s.loss_spec,
+                s.decayed,
             )
         tasks = [
-            cost(xb, yb, moved, fit_intercept, name, opts.exact, a.loss_spec, False)
-            for xb, yb in zip(x_blocks, y_blocks)
+            cost(xb, yb, moved, plan.fit_intercept, self.name, plan.exact, s.loss_spec, False)
+            for xb, yb in zip(self.x_blocks, self.y_blocks)
         ]
         final, *partials = dask.compute(carried, *tasks)
-        for target, value in zip((params, a.velocity, a.steps, a.average, a.averaged), final):
+        for target, value in zip((s.params, s.velocity, s.steps, s.average, s.averaged), final):
             target[...] = value
         return _in_chunk_order(partials)[0]
 
-    def batch_epoch() -> float:
+    def _batch_epoch(self, state: Training) -> float:
         """One full-batch step (here), then the cost and gradient at its result."""
-        _step(params, a.grad, a.velocity, a.steps, a.hyper, opts.nesterov, a.decayed)
-        _average(params, a.steps, a.average, a.averaged)
-        totals = round_trip(params)
-        a.grad[:] = totals[1:] / n
+        from fastgd.kernels.numpy_kernels import _average, _step
+
+        s = state
+        _step(s.params, s.grad, s.velocity, s.steps, s.hyper, self.plan.nesterov, s.decayed)
+        _average(s.params, s.steps, s.average, s.averaged)
+        totals = self.sums(s.params, True)
+        s.grad[:] = totals[1:] / self.X.shape[0]
         return totals[0]
-
-    def result(at_previous: bool, epochs_run: int) -> Fit:
-        at = a.previous if at_previous else params
-        mean = a.mean(at_previous)
-        loss = costs[epochs_run] if mean is None else round_trip(mean, False)[0] / n
-        return Fit.from_params(
-            at if mean is None else mean,
-            n_features=d,
-            scalar_model=scalar_model,
-            fit_intercept=fit_intercept,
-            losses=costs[:epochs_run],
-            loss=loss,
-            epochs_run=epochs_run,
-            backend=name,
-            last=None if mean is None else at,
-        )
-
-    totals = round_trip(params)
-    costs.append(totals[0] / n)
-    if not np.isfinite(costs[0]):
-        _raise_if_not_finite(x_blocks, y_blocks)
-        raise DivergenceError(
-            "the loss of the starting parameters is not finite", epoch=0, fit=result(False, 0)
-        )
-    if full_batch:
-        a.grad[:] = totals[1:] / n
-    run_epoch = batch_epoch if full_batch else steps_epoch
-    try:
-        for epoch in range(opts.epochs):
-            a.hyper[0] = opts.rate(epoch)
-            cost = run_epoch() / n
-            costs.append(cost)
-            if not np.isfinite(cost):
-                raise DivergenceError(
-                    f"the loss became {cost} during epoch {epoch}; lower lr",
-                    epoch=epoch,
-                    fit=result(True, epoch),
-                )
-            a.commit_epoch()
-            if opts.callback is not None and opts.callback(epoch, result(False, epoch + 1)):
-                break
-    except KeyboardInterrupt as exc:
-        # Ctrl-C while the workers sum, or a KeyboardInterrupt from a callback.
-        done = len(costs) - 1
-        raise FitInterrupted(
-            f"fit interrupted after {done} epochs; .fit holds that state", fit=result(True, done)
-        ) from exc
-    warn_if_runaway(costs)
-    if state is not None:
-        state.save(a.velocity, a.steps[0])
-    return result(False, len(costs) - 1)
 
 
 def _raise_if_not_finite(x_blocks: List[Any], y_blocks: List[Any]) -> None:

@@ -300,21 +300,43 @@ def _backend_call(
     """One epoch (or one sums pass) of ``kernel`` on the kernel interface, with
     the engine's own arrays (fastgd._engine.Training); ``fit_intercept``
     defaults to the matrix's choice (``_intercept``)."""
-    from fastgd import _checks
-    from fastgd._state import Training
-
     n, d = X.shape
     if fit_intercept is None:
         fit_intercept = _intercept(kernel, d)
     full_batch = kernel == "gd"
     batch = {"sums": None, "gd": None, "sgd": 1, "sgd-exact": 1, "minibatch": MINIBATCH}[kernel]
-    exact = kernel == "sgd-exact"
-    lr = _rates(d).get(kernel, 0.1)
+    handle, a, rates = _one_epoch_fit(
+        module, X, y, fit_intercept, _rates(d).get(kernel, 0.1), batch, kernel == "sgd-exact"
+    )
+    if kernel == "sums":
+        return lambda: handle.sums(a.params, True, exact=False)
+    costs = np.empty(1, dtype=np.float64)
+    order = np.empty(0, dtype=np.int64)
+    if full_batch:
+        a.grad[:] = (handle.sums(a.params, True)[1:] / n).astype(X.dtype)
+
+    def call():
+        if handle.run_epochs(a, order, costs, rates) != 1:
+            raise RuntimeError(f"bench: {module.NAME} {kernel} diverged")
+
+    return call
+
+
+def _one_epoch_fit(
+    module: Any, X: Any, y: np.ndarray, fit_intercept: bool, lr: float, batch_size: Optional[int], exact: bool
+) -> Tuple[Any, Any, np.ndarray]:
+    """The handle, the state and the rates of a one-epoch fit from zero (plain
+    SGD options) on ``module``, as fastgd/_engine.py's ``run`` makes them."""
+    from fastgd import _checks
+    from fastgd._backend import Handle, Plan
+    from fastgd._state import Training
+
+    d = X.shape[1]
     problem = _checks.Problem(X, y, np.zeros(d + int(fit_intercept), dtype=X.dtype), False, fit_intercept)
     opts = _checks.options(
         lr=lr,
         epochs=1,
-        batch_size=batch,
+        batch_size=batch_size,
         momentum=0.0,
         dampening=0.0,
         nesterov=False,
@@ -324,45 +346,9 @@ def _backend_call(
         exact=exact,
         callback=None,
     )
-    a = Training(problem, opts, None)
-    if kernel == "sums":
-        return lambda: module.sums(X, y, a.params, False, False, True, a.loss_spec)
-    costs = np.empty(1, dtype=np.float64)
-    rates = opts.rates(0, 1)
-    order = np.empty(0, dtype=np.int64)
-    if full_batch:
-        a.grad[:] = (module.sums(X, y, a.params, fit_intercept, False, True, a.loss_spec)[1:] / n).astype(
-            X.dtype
-        )
-
-    def call():
-        finite = module.run_epochs(
-            X,
-            y,
-            a.params,
-            a.grad,
-            a.velocity,
-            a.steps,
-            a.previous,
-            a.hyper,
-            False,
-            fit_intercept,
-            exact,
-            full_batch,
-            n if full_batch else batch,
-            order,
-            costs,
-            a.stop,
-            rates,
-            a.loss_spec,
-            a.decayed,
-            a.average,
-            a.averaged,
-        )
-        if finite != 1:
-            raise RuntimeError(f"bench: {module.NAME} {kernel} diverged")
-
-    return call
+    state = Training(problem, opts, None)
+    handle = Handle(module, X, y, Plan.of(X, fit_intercept, opts), state.loss_spec)
+    return handle, state, opts.rates(0, 1)
 
 
 def _statistics_epoch_call(
@@ -372,54 +358,20 @@ def _statistics_epoch_call(
     the Gram statistics (fastgd/_engine.py's ``_stepped_epoch``): the steps
     (``run_steps``), then the cost from :class:`fastgd._gram.QuadraticCost`;
     and the statistics' pass the fit makes once."""
-    from fastgd import _checks, _gram
+    from fastgd import _gram
     from fastgd._orders import NATURAL
-    from fastgd._state import Training
 
-    d = X.shape[1]
     batch = {"sgd": 1, "sgd-exact": 1, "minibatch": MINIBATCH}[kernel]
-    problem = _checks.Problem(X, y, np.zeros(d + int(fit_intercept), dtype=X.dtype), False, fit_intercept)
-    opts = _checks.options(
-        lr=_rates(d)[kernel],
-        epochs=1,
-        batch_size=batch,
-        momentum=0.0,
-        dampening=0.0,
-        nesterov=False,
-        weight_decay=0.0,
-        shuffle=False,
-        seed=None,
-        exact=False,
-        callback=None,
-    )
-    a = Training(problem, opts, None)
-    a.hyper[0] = opts.rates(0, 1)[0]
+    handle, a, rates = _one_epoch_fit(module, X, y, fit_intercept, _rates(X.shape[1])[kernel], batch, False)
+    a.hyper[0] = rates[0]
 
     def stream(at: np.ndarray) -> np.ndarray:
-        return module.sums(X, y, at, fit_intercept, False, True, a.loss_spec)
+        return handle.sums(at, True)
 
     form = _gram.QuadraticCost(module.gram(X, y, fit_intercept), X.shape[0], a.params, stream)
 
     def call() -> float:
-        module.run_steps(
-            X,
-            y,
-            a.params,
-            a.grad,
-            a.velocity,
-            a.steps,
-            a.hyper,
-            False,
-            fit_intercept,
-            False,
-            batch,
-            NATURAL,
-            a.stop,
-            a.loss_spec,
-            a.decayed,
-            a.average,
-            a.averaged,
-        )
+        handle.run_steps(a, NATURAL)
         cost = form.cost(a.params)
         if not np.isfinite(cost):
             raise RuntimeError(f"bench: {module.NAME} {kernel} diverged")
@@ -1148,8 +1100,7 @@ def _sparse_row(row: Row, X: np.ndarray, y: np.ndarray, context: RowContext) -> 
     matrix, and against reading the matrix's bytes once (numpy sums of
     ``data``, ``indices``, ``indptr`` and ``y``: ``read_fraction`` is that
     time over the epoch's). The rows' dense ``X`` and ``y`` are not used."""
-    from fastgd import _checks, _sparse, datasets
-    from fastgd._state import Training
+    from fastgd import _sparse, datasets
 
     d = row.n_features
     n = min(
@@ -1162,54 +1113,13 @@ def _sparse_row(row: Row, X: np.ndarray, y: np.ndarray, context: RowContext) -> 
     module = _sparse.kernels_for(_kernel_module(context.backend))
     full_batch = row.kernel == "sparse-gd"
     lr = 0.1 if full_batch else 1e-3  # |x_i|^2 is about 1e-3 d: per-sample steps need lr < 1 / (2e-3 d)
-    problem = _checks.Problem(
-        C, ys, np.zeros(d + int(row.fit_intercept), dtype=C.dtype), False, row.fit_intercept
-    )
-    opts = _checks.options(
-        lr=lr,
-        epochs=1,
-        batch_size=None if full_batch else 1,
-        momentum=0.0,
-        dampening=0.0,
-        nesterov=False,
-        weight_decay=0.0,
-        shuffle=False,
-        seed=None,
-        exact=False,
-        callback=None,
-    )
-    a = Training(problem, opts, None)
-    costs, rates, order = np.empty(1), opts.rates(0, 1), np.empty(0, dtype=np.int64)
+    handle, a, rates = _one_epoch_fit(module, C, ys, row.fit_intercept, lr, None if full_batch else 1, False)
+    costs, order = np.empty(1), np.empty(0, dtype=np.int64)
     if full_batch:
-        a.grad[:] = module.sums(C, ys, a.params, row.fit_intercept, False, True, a.loss_spec)[1:] / n
+        a.grad[:] = handle.sums(a.params, True)[1:] / n
 
     def epoch() -> None:
-        if (
-            module.run_epochs(
-                C,
-                ys,
-                a.params,
-                a.grad,
-                a.velocity,
-                a.steps,
-                a.previous,
-                a.hyper,
-                False,
-                row.fit_intercept,
-                False,
-                full_batch,
-                n if full_batch else 1,
-                order,
-                costs,
-                a.stop,
-                rates,
-                a.loss_spec,
-                a.decayed,
-                a.average,
-                a.averaged,
-            )
-            != 1
-        ):
+        if handle.run_epochs(a, order, costs, rates) != 1:
             raise RuntimeError(f"bench: {module.NAME} {row.kernel} diverged")
 
     nbytes = C.data.nbytes + C.indices.nbytes + C.indptr.nbytes + ys.nbytes

@@ -25,7 +25,7 @@ except ImportError as exc:
     raise ImportError(f"GDRegressor needs scikit-learn{_detail}: pip install 'fastgd[sklearn]'") from None
 
 import fastgd
-from fastgd import _engine, _sparse
+from fastgd import _dispatch, _sparse
 from fastgd._autolr import auto_lr as _auto_lr
 from fastgd._result import Fit
 from fastgd._state import OptimizerState
@@ -39,7 +39,7 @@ _SPARSE_FORMATS = ["csr", "csc", "coo"]
 # The trainer: the engine's train, or (in tests) the reference's ``_fit`` with
 # the same keyword arguments, so that estimator results can be checked
 # against the reference.
-_train: Callable[..., Fit] = _engine.train
+_train: Callable[..., Fit] = _dispatch.train
 
 
 class GDRegressor(RegressorMixin, BaseEstimator):

@@ -228,8 +228,8 @@ def test_cluster_sgd_state_hand_over(client, data):
     Xd = da.from_array(X, chunks=(10_000, 3))
     kw = dict(batch_size=32, lr=0.01, momentum=0.9, fit_intercept=True)
     state = OptimizerState()
-    first = fastgd._engine.train(Xd, y, epochs=1, state=state, **_fit_defaults(kw))
-    second = fastgd._engine.train(
+    first = fastgd._dispatch.train(Xd, y, epochs=1, state=state, **_fit_defaults(kw))
+    second = fastgd._dispatch.train(
         Xd,
         y,
         epochs=1,

@@ -24,7 +24,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 import fastgd
 import fastgd.reference as reference
-from fastgd import GDRegressor, _engine, estimator
+from fastgd import GDRegressor, _dispatch, estimator
 from fastgd._state import OptimizerState
 from fastgd.errors import DivergenceError, FitInterrupted
 
@@ -278,7 +278,7 @@ def test_state_hand_over_engine_vs_reference(cpu_backend):
         callback=None,
     )
     fits = []
-    for train in (_engine.train, reference._fit):
+    for train in (_dispatch.train, reference._fit):
         state, w, b = OptimizerState(), None, None
         for rows in np.array_split(np.arange(30), 3):
             result = train(X[rows], y[rows], state=state, **dict(kw, w0=w, b0=b))

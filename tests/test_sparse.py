@@ -447,7 +447,7 @@ def test_gram_solver_on_sparse_x(backend):
         exact=False,
         callback=None,
     )
-    kernels = fastgd._engine._kernels_for(_sparse.as_csr(X)[0])
+    kernels = fastgd._model.kernels_for(_sparse.as_csr(X)[0])
     assert _gram.chosen(opts, 10**6, 9, fastgd._registry.kernels()) == hasattr(
         fastgd._registry.kernels(), "gram"
     )

@@ -67,37 +67,45 @@ def _lane_tree_codegen(X, i, params, prefetch):
         x_arg, i_arg, params_arg = args
         elt = context.get_value_type(dtype)
         align = context.get_abi_sizeof(elt)
-        vec = ir.VectorType(elt, 8)
-        i64 = ir.IntType(64)
         x_arr = context.make_array(signature.args[0])(context, builder, x_arg)
         w_arr = context.make_array(signature.args[2])(context, builder, params_arg)
         d = builder.extract_value(x_arr.shape, 1)
         i = context.cast(builder, i_arg, signature.args[1], types.int64)
         row = builder.gep(x_arr.data, [builder.mul(i, d)], inbounds=True)
-        acc = cgutils.alloca_once(builder, vec)
-        builder.store(ir.Constant(vec, [ir.Constant(elt, 0.0)] * 8), acc)
-        groups = builder.udiv(d, ir.Constant(i64, 8))
-        with cgutils.for_range(builder, groups) as loop:
-            j = builder.mul(loop.index, ir.Constant(i64, 8))
-            if prefetch:
-                _prefetch(builder, builder.gep(row, [j], inbounds=True), align)
-            xs = builder.load(builder.bitcast(builder.gep(row, [j], inbounds=True), vec.as_pointer()),
-                              align=align, typ=vec)
-            ws = builder.load(builder.bitcast(builder.gep(w_arr.data, [j], inbounds=True), vec.as_pointer()),
-                              align=align, typ=vec)
-            builder.store(builder.fadd(builder.load(acc, typ=vec), builder.fmul(xs, ws)), acc)
-        base = builder.mul(groups, ir.Constant(i64, 8))
-        # The last d % 8 features go to lanes 0, 1, ... in order.
-        with cgutils.for_range(builder, builder.sub(d, base)) as loop:
-            j = builder.add(base, loop.index)
-            term = builder.fmul(builder.load(builder.gep(row, [j], inbounds=True), typ=elt),
-                                builder.load(builder.gep(w_arr.data, [j], inbounds=True), typ=elt))
-            lanes = builder.load(acc, typ=vec)
-            lane = builder.fadd(builder.extract_element(lanes, loop.index), term)
-            builder.store(builder.insert_element(lanes, lane, loop.index), acc)
-        return _tree(builder, builder.load(acc, typ=vec), elt)
+        return _tree(builder, _row_lanes(builder, row, w_arr.data, d, elt, align, prefetch), elt)
 
     return dtype(X, i, params), codegen
+
+
+def _row_lanes(builder, row, w_data, d, elt, align, prefetch):
+    """The 8 lanes of ``_lane_tree`` for the row at ``row`` (before the tree):
+    lane ``l`` adds ``row[j]·w[j]`` for ``j ≡ l (mod 8)`` from +0.0, a vector
+    multiply and add per group of 8 features, then the last ``d % 8`` features
+    one lane each, in order; with ``prefetch`` each group's load is preceded
+    by a prefetch ``PREFETCH_BYTES`` ahead."""
+    vec = ir.VectorType(elt, 8)
+    i64 = ir.IntType(64)
+    acc = cgutils.alloca_once(builder, vec)
+    builder.store(ir.Constant(vec, [ir.Constant(elt, 0.0)] * 8), acc)
+    groups = builder.udiv(d, ir.Constant(i64, 8))
+    with cgutils.for_range(builder, groups) as loop:
+        j = builder.mul(loop.index, ir.Constant(i64, 8))
+        if prefetch:
+            _prefetch(builder, builder.gep(row, [j], inbounds=True), align)
+        xs = builder.load(builder.bitcast(builder.gep(row, [j], inbounds=True), vec.as_pointer()),
+                          align=align, typ=vec)
+        ws = builder.load(builder.bitcast(builder.gep(w_data, [j], inbounds=True), vec.as_pointer()),
+                          align=align, typ=vec)
+        builder.store(builder.fadd(builder.load(acc, typ=vec), builder.fmul(xs, ws)), acc)
+    base = builder.mul(groups, ir.Constant(i64, 8))
+    with cgutils.for_range(builder, builder.sub(d, base)) as loop:
+        j = builder.add(base, loop.index)
+        term = builder.fmul(builder.load(builder.gep(row, [j], inbounds=True), typ=elt),
+                            builder.load(builder.gep(w_data, [j], inbounds=True), typ=elt))
+        lanes = builder.load(acc, typ=vec)
+        lane = builder.fadd(builder.extract_element(lanes, loop.index), term)
+        builder.store(builder.insert_element(lanes, lane, loop.index), acc)
+    return builder.load(acc, typ=vec)
 
 
 _lane_tree = _lane_tree_intrinsic(prefetch=False)
@@ -572,7 +580,6 @@ def _gradient_block_lanes(typingctx, X, y, params, fit_intercept, start, stop, o
         groups = builder.udiv(d, ir.Constant(i64, 8))
         base = builder.mul(groups, ir.Constant(i64, 8))
         eight = ir.Constant(i64, 8)
-        zero_vec = ir.Constant(vec, [ir.Constant(elt, 0.0)] * 8)
         zero_wvec = ir.Constant(wvec, [ir.Constant(f64, 0.0)] * 8)
         b = builder.load(builder.gep(w_arr.data, [builder.select(fit_intercept, d, ir.Constant(i64, 0))],
                                      inbounds=True), typ=elt)
@@ -593,24 +600,7 @@ def _gradient_block_lanes(typingctx, X, y, params, fit_intercept, start, stop, o
             return builder.load(builder.bitcast(ptr, typ.as_pointer()), align=align if typ == vec else 8, typ=typ)
 
         def lanes_of(i):
-            """The 8 lanes of ``_lane_tree`` for row ``i`` (before the tree)."""
-            row = row_ptr(i)
-            acc = cgutils.alloca_once(builder, vec)
-            builder.store(zero_vec, acc)
-            with cgutils.for_range(builder, groups) as loop:
-                j = builder.mul(loop.index, eight)
-                _prefetch(builder, builder.gep(row, [j], inbounds=True), align)
-                xs = load_vec(builder.gep(row, [j], inbounds=True))
-                ws = load_vec(builder.gep(w_arr.data, [j], inbounds=True))
-                builder.store(builder.fadd(builder.load(acc, typ=vec), builder.fmul(xs, ws)), acc)
-            with cgutils.for_range(builder, builder.sub(d, base)) as loop:
-                j = builder.add(base, loop.index)
-                term = builder.fmul(builder.load(builder.gep(row, [j], inbounds=True), typ=elt),
-                                    builder.load(builder.gep(w_arr.data, [j], inbounds=True), typ=elt))
-                lanes = builder.load(acc, typ=vec)
-                lane = builder.fadd(builder.extract_element(lanes, loop.index), term)
-                builder.store(builder.insert_element(lanes, lane, loop.index), acc)
-            return builder.load(acc, typ=vec)
+            return _row_lanes(builder, row_ptr(i), w_arr.data, d, elt, align, True)
 
         cost = cgutils.alloca_once(builder, f64)
         builder.store(builder.load(o_arr.data, typ=f64), cost)

@@ -61,14 +61,14 @@ reference to 1e-9 relative in float64 (the GPU may contract multiply-adds).
 
 from __future__ import annotations
 
-import collections
 import math
 import os
 import warnings
-import weakref
 
 import numpy as np
 from numba import config, cuda, float64
+
+from fastgd import _backend
 
 NAME = "cuda"
 
@@ -95,8 +95,6 @@ if MAX_BLOCKS < 1:
     raise ValueError(f"FASTGD_CUDA_MAX_BLOCKS must be >= 1, got {MAX_BLOCKS}")
 # Columns of [cost, gradient...] one reduction pass carries.
 MAX_WIDTH = 8
-# Fits whose device copies are kept at once (normally one: the running fit).
-CACHE_SIZE = 4
 
 TPB = THREADS_PER_BLOCK
 # Dynamic shared memory per launch, in bytes (float64 slots). Each kernel uses
@@ -406,11 +404,14 @@ def _predict_rows(X, params, fit_intercept, out):
 
 
 class _DeviceData:
-    """Device copies of one fit's X and y, and the fit's scratch arrays."""
+    """Device copies of one fit's X and y, the fit's plan (``fastgd._backend.Plan``,
+    None for a one-off call) and its scratch arrays. Made by :func:`prepare`,
+    held by the fit's ``Handle`` and freed with it."""
 
-    def __init__(self, X, y):
+    def __init__(self, X, y, plan=None):
         self.X = cuda.to_device(X)
         self.y = None if y is None else cuda.to_device(y)
+        self.shape, self.dtype, self.plan = X.shape, X.dtype, plan
         self._scratch = {}
 
     def scratch(self, name, shape, dtype):
@@ -421,33 +422,9 @@ class _DeviceData:
         return buffer
 
 
-# Keyed on the host arrays' identity. The engine hands every fit fresh
-# read-only views of its data, so an entry lives exactly as long as the fit's
-# arrays: a weakref finalizer drops it (and frees the device memory) when
-# either host array is collected, before its id can be reused.
-_cache: "collections.OrderedDict[tuple, _DeviceData]" = collections.OrderedDict()
-
-
-def _key(a):
-    if a is None:
-        return None
-    return (id(a), a.__array_interface__["data"][0], a.shape, a.dtype.str)
-
-
 def _device_data(X, y=None):
-    key = (_key(X), _key(y))
-    entry = _cache.get(key)
-    if entry is not None:
-        _cache.move_to_end(key)
-        return entry
-    entry = _DeviceData(X, y)
-    _cache[key] = entry
-    for host in (X, y):
-        if host is not None:
-            weakref.finalize(host, _cache.pop, key, None)
-    while len(_cache) > CACHE_SIZE:
-        _cache.popitem(last=False)
-    return entry
+    """``X`` when :func:`prepare` made it; else fresh copies for this call alone."""
+    return X if isinstance(X, _DeviceData) else _DeviceData(X, y)
 
 
 def _blocks(n):
@@ -479,6 +456,12 @@ def _launch_sums(data, d_params, fit_intercept, width, d_status, partials):
 # --------------------------------------------------------------------------
 # The kernel interface (fastgd/kernels/__init__.py)
 # --------------------------------------------------------------------------
+
+
+def prepare(X, y, plan):
+    """The device copies of a fit's data, copied once (the handle passes them as ``X``)."""
+    with _quiet_launches():
+        return _DeviceData(X, y, plan)
 
 
 def check_options(opts, full_batch):
@@ -532,7 +515,7 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
         hyper[0] = rates[done]
         finite = _run_epochs_at_one_rate(X, y, params, grad, velocity, steps, previous, hyper, nesterov,
                                          fit_intercept, exact, full_batch, batch_size, order,
-                                         costs[done : done + same])
+                                         costs[done : done + same], loss_spec)
         if finite < same:
             return done + finite
         done += same
@@ -540,7 +523,7 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
 
 
 def _run_epochs_at_one_rate(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-                            full_batch, batch_size, order, costs):
+                            full_batch, batch_size, order, costs, loss_spec):
     count = costs.shape[0]
     if count == 0:
         return 0
@@ -549,10 +532,15 @@ def _run_epochs_at_one_rate(X, y, params, grad, velocity, steps, previous, hyper
     fit_intercept = bool(fit_intercept)
     nesterov = bool(nesterov)
     natural = order.shape[0] == 0
-    affine = (not full_batch and batch_size == 1 and d == 1 and not fit_intercept and hyper[1] == 0)
     width = 1 + p if full_batch else 1
     with _quiet_launches():
         data = _device_data(X, y)
+        if data.plan is not None:
+            path = data.plan.path
+        else:  # a call outside a fit: the plan's rule on the arguments (check_options refused averaging)
+            path = _backend.path_of(n, d, None if full_batch else batch_size, fit_intercept, exact,
+                                    hyper[1], hyper[3], int(loss_spec[0]), 0)
+        affine = path == _backend.AFFINE
         partials = data.scratch("partials", (_blocks(n), 1 + p), np.float64)
         totals = data.scratch("totals", (1 + p,), np.float64)
         d_params = cuda.to_device(params)
