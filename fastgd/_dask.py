@@ -1,7 +1,10 @@
-"""Full-batch gradient descent on dask arrays, chunk by chunk.
+"""Fits on dask arrays, chunk by chunk, run by the one epoch driver.
 
-Imported only when ``fit`` is handed a dask array; dask is imported here,
-never by ``import fastgd``.
+``train`` checks the arrays and persists the chunks, then hands the fit to
+``fastgd._engine.run`` with a :class:`ChunkHandle`: the driver's interrupts,
+callbacks, schedules, divergence and state hand-over are the in-memory
+fit's. dask itself is imported only inside these functions, never by
+``import fastgd``.
 
 How a fit runs:
 
@@ -77,17 +80,17 @@ def _chunk_sums(
     X: np.ndarray,
     y: np.ndarray,
     params: np.ndarray,
-    fit_intercept: bool,
+    plan: Plan,
     backend: str,
-    exact: bool,
     loss_spec: np.ndarray,
     want_gradient: bool = True,
+    exact: Optional[bool] = None,
 ) -> np.ndarray:
     """``[Σ ℓ(r), Σ x_j·ℓ'(r), (Σ ℓ'(r))]`` (float64) over one chunk; runs in a worker."""
     kernels = _single_threaded_kernels(backend)
     X2, y1 = _chunk_arrays(X, y, params.dtype)
     # (numba's kernels serialise themselves under its workqueue threading layer.)
-    return kernels.sums(X2, y1, params, fit_intercept, exact, want_gradient, loss_spec)
+    return Handle(kernels, X2, y1, plan, loss_spec).sums(params, want_gradient, exact)
 
 
 def _chunk_steps(
@@ -95,10 +98,7 @@ def _chunk_steps(
     y: np.ndarray,
     carried: Tuple[np.ndarray, ...],
     hyper: np.ndarray,
-    nesterov: bool,
-    fit_intercept: bool,
-    exact: bool,
-    batch_size: int,
+    plan: Plan,
     rows: np.ndarray,
     backend: str,
     loss_spec: np.ndarray,
@@ -111,29 +111,10 @@ def _chunk_steps(
     the new ``carried`` and, on its own, the new parameters."""
     kernels = _single_threaded_kernels(backend)
     X2, y1 = _chunk_arrays(X, y, carried[0].dtype)
-    params, velocity, steps, average, averaged = (np.array(value, copy=True) for value in carried)
-    grad = np.zeros_like(params)
-    stop = np.zeros(1, dtype=np.int64)
-    kernels.run_steps(
-        X2,
-        y1,
-        params,
-        grad,
-        velocity,
-        steps,
-        hyper,
-        nesterov,
-        fit_intercept,
-        exact,
-        batch_size,
-        rows,
-        stop,
-        loss_spec,
-        decayed,
-        average,
-        averaged,
-    )
-    return (params, velocity, steps, average, averaged), params
+    state = Training.travelling(carried, hyper, loss_spec, decayed)
+    Handle(kernels, X2, y1, plan, loss_spec).run_steps(state, rows)
+    s = state
+    return (s.params, s.velocity, s.steps, s.average, s.averaged), s.params
 
 
 def _chunk_gram(X: np.ndarray, y: np.ndarray, fit_intercept: bool, backend: str, dtype: Any) -> np.ndarray:
@@ -283,14 +264,12 @@ def train(
         if not np.isfinite(M).all():
             _raise_if_not_finite(x_blocks, y_blocks)
         mse = np.array([0, 1.0, 0.5], dtype=dtype)
+        plan = Plan.of(X, fit_intercept, opts)
 
         def stream(at: np.ndarray) -> np.ndarray:
             sums = dask.delayed(_chunk_sums, pure=True)
-            return _in_chunk_order(
-                dask.compute(
-                    *[sums(xb, yb, at, fit_intercept, name, False, mse) for xb, yb in zip(x_blocks, y_blocks)]
-                )
-            )
+            tasks = [sums(xb, yb, at, plan, name, mse, True, False) for xb, yb in zip(x_blocks, y_blocks)]
+            return _in_chunk_order(dask.compute(*tasks))
 
         return _gram.train(
             M, n, _checks.Problem(X, y, params, scalar_model, fit_intercept), opts, name, state, stream
@@ -339,10 +318,9 @@ class ChunkHandle(Handle):
         """Σ over all chunks, added in chunk order: one compute, one round trip."""
         import dask
 
-        exact = self.plan.exact if exact is None else exact
         sums = dask.delayed(_chunk_sums, pure=True)
         tasks = [
-            sums(xb, yb, params, self.plan.fit_intercept, self.name, exact, self.loss_spec, want_gradient)
+            sums(xb, yb, params, self.plan, self.name, self.loss_spec, want_gradient, exact)
             for xb, yb in zip(self.x_blocks, self.y_blocks)
         ]
         return _in_chunk_order(dask.compute(*tasks))
@@ -377,17 +355,14 @@ class ChunkHandle(Handle):
                 self.y_blocks[k],
                 carried,
                 s.hyper,
-                plan.nesterov,
-                plan.fit_intercept,
-                plan.exact,
-                plan.batch_size,
+                plan,
                 rows,
                 self.name,
                 s.loss_spec,
                 s.decayed,
             )
         tasks = [
-            cost(xb, yb, moved, plan.fit_intercept, self.name, plan.exact, s.loss_spec, False)
+            cost(xb, yb, moved, plan, self.name, s.loss_spec, False)
             for xb, yb in zip(self.x_blocks, self.y_blocks)
         ]
         final, *partials = dask.compute(carried, *tasks)

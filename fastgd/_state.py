@@ -91,6 +91,28 @@ class Training:
         self.averaged = np.array([0, 0, first], dtype=np.int64)
         self.stop = np.zeros(1, dtype=np.int64)
 
+    @classmethod
+    def travelling(
+        cls,
+        carried: Any,
+        hyper: np.ndarray,
+        loss_spec: np.ndarray,
+        decayed: int,
+    ) -> "Training":
+        """The state of a dask chunk's steps (fastgd/_dask.py): ``carried`` is
+        what travels from chunk to chunk, ``(params, velocity, steps, average,
+        averaged)``, copied here; the gradient buffer and stop flag are the
+        chunk's own; ``previous`` is not kept (the client keeps it)."""
+        self = cls.__new__(cls)
+        self.params, self.velocity, self.steps, self.average, self.averaged = (
+            np.array(value, copy=True) for value in carried
+        )
+        self.previous = self.params
+        self.grad = np.zeros_like(self.params)
+        self.hyper, self.loss_spec, self.decayed = hyper, loss_spec, decayed
+        self.stop = np.zeros(1, dtype=np.int64)
+        return self
+
     def commit_epoch(self) -> None:
         """An epoch ended with a finite cost: it is now the state to fall back
         to (``previous`` and the average's copy; the compiled ``run_epochs``

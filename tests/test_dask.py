@@ -211,6 +211,46 @@ def test_cluster_sgd_matches_in_memory(client, data, kw):
     assert np.array_equal(again.w, on_cluster.w) and np.array_equal(again.losses, on_cluster.losses)
 
 
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(batch_size=64, lr=[0.05, 0.02, 0.01], average=True, fit_intercept=True),
+        dict(
+            batch_size=1,
+            lr=0.01,
+            loss="huber",
+            delta=0.5,
+            decay_intercept=False,
+            weight_decay=0.01,
+            fit_intercept=True,
+        ),
+        dict(lr=lambda epoch: 0.2 / (1 + epoch), loss="l1", fit_intercept=True),
+    ],
+    ids=["schedule-average", "huber-decay-groups", "gd-callable-schedule-l1"],
+)
+def test_cluster_runs_every_option_of_the_driver(client, data, kw):
+    """Schedules, averaging, losses and decay groups on dask: the one driver runs them,
+    with the in-memory fit's result."""
+    X, y = data
+    Xd, yd = da.from_array(X, chunks=(7_000, 3)), da.from_array(y, chunks=7_000)
+    on_cluster = fastgd.fit(Xd, yd, epochs=3, **kw)
+    in_memory = fastgd.fit(X, y, epochs=3, **kw)
+    _close(on_cluster, in_memory)
+    if kw.get("average"):
+        np.testing.assert_allclose(on_cluster.w_last, in_memory.w_last, rtol=1e-9, atol=0)
+
+
+def test_cluster_sgd_divergence_hands_back_the_last_finite_epoch(client, data):
+    X, y = data
+    kw = dict(batch_size=16, lr=0.9, momentum=0.9, epochs=50)
+    with pytest.raises(fastgd.DivergenceError) as on_cluster:
+        fastgd.fit(da.from_array(X, chunks=(7_008, 3)), y, **kw)
+    with pytest.raises(fastgd.DivergenceError) as in_memory:
+        fastgd.fit(X, y, **kw)
+    assert on_cluster.value.epoch == in_memory.value.epoch
+    _close(on_cluster.value.fit, in_memory.value.fit, rtol=1e-6)
+
+
 def test_cluster_sgd_one_chunk_exact_is_bitwise(client, data):
     X, y = data
     kw = dict(batch_size=16, lr=0.02, momentum=0.9, fit_intercept=True, epochs=2, exact=True)
