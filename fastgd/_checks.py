@@ -432,10 +432,10 @@ class Model(NamedTuple):
     """Inputs of forward/loss/cost/gradient, coerced."""
 
     X: Any  # (n, d) read-only ndarray, or a _sparse.CSR
-    params: np.ndarray  # (d + has_intercept,)
+    params: np.ndarray  # (d + fit_intercept,)
     one_sample: bool  # the caller passed a single sample: return scalars
     scalar_model: bool  # w was a scalar: the gradient is a float
-    has_intercept: bool
+    fit_intercept: bool
 
 
 def model_inputs(x: Any, w: Any, b: Any, x_name: str = "x") -> Model:
@@ -473,13 +473,13 @@ def model_inputs(x: Any, w: Any, b: Any, x_name: str = "x") -> Model:
         raise ValueError(f"{x_name} is empty: it needs at least one sample")
     check_finite(X2, x_name)
     dtype = np.result_type(X2.dtype, w_arr.dtype)
-    has_intercept = b is not None
-    params = np.empty(d + int(has_intercept), dtype=dtype)
+    fit_intercept = b is not None
+    params = np.empty(d + int(fit_intercept), dtype=dtype)
     params[:d] = w_arr.reshape(-1)
-    if has_intercept:
+    if fit_intercept:
         params[d] = finite_scalar(b, "b")
     return Model(
-        _readonly(np.ascontiguousarray(X2, dtype=dtype)), params, one_sample, scalar_model, has_intercept
+        _readonly(np.ascontiguousarray(X2, dtype=dtype)), params, one_sample, scalar_model, fit_intercept
     )
 
 

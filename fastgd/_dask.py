@@ -62,7 +62,7 @@ from fastgd._state import Training
 
 def _single_threaded_kernels(name: str) -> Any:
     """The kernels ``name`` in this (worker) thread, with numba limited to one thread."""
-    kernels = _registry.kernels(name)
+    kernels = _registry.kernel_module(name)
     if kernels.NAME == "numba":
         import numba
 
@@ -243,7 +243,7 @@ def train(
         )
     dtype = X.dtype
     params = _checks.start_params(w0, b0, d, scalar_model, fit_intercept, dtype)
-    kernels = _registry.kernels(backend)
+    kernels = _registry.kernel_module(backend)
     name = kernels.NAME
 
     client = _active_client()

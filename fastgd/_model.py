@@ -11,7 +11,7 @@ from fastgd import _checks, _registry, _sparse
 
 def kernels_for(X: Any, backend: Optional[str] = None) -> Any:
     """The kernel module that runs on ``X``: the backend's sparse kernels for sparse X."""
-    kernels = _registry.kernels(backend)
+    kernels = _registry.kernel_module(backend)
     return _sparse.kernels_for(kernels) if _sparse.is_csr(X) else kernels
 
 
@@ -21,7 +21,7 @@ def _shape_output(values: np.ndarray, model: _checks.Model) -> Union[float, np.n
 
 def _predictions(model: _checks.Model) -> np.ndarray:
     out = np.empty(model.X.shape[0], dtype=model.X.dtype)
-    kernels_for(model.X).predict(model.X, model.params, model.has_intercept, out)
+    kernels_for(model.X).predict(model.X, model.params, model.fit_intercept, out)
     return out
 
 
@@ -55,7 +55,7 @@ def _model_sums(xs: Any, ys: Any, w: Any, b: Any, want_gradient: bool, loss: str
     targets = _checks.targets(ys, model, "ys", "xs")
     loss_spec = np.array([kind, delta, 0.5], dtype=model.X.dtype)
     totals = kernels_for(model.X).sums(
-        model.X, targets, model.params, model.has_intercept, False, want_gradient, loss_spec
+        model.X, targets, model.params, model.fit_intercept, False, want_gradient, loss_spec
     )
     return model, totals / model.X.shape[0]
 
@@ -72,4 +72,4 @@ def gradient(
     model, means = _model_sums(xs, ys, w, b, True, loss, delta)
     d = model.X.shape[1]
     dw = float(means[1]) if model.scalar_model else means[1 : 1 + d].astype(model.X.dtype)
-    return (dw, float(means[1 + d])) if model.has_intercept else dw
+    return (dw, float(means[1 + d])) if model.fit_intercept else dw

@@ -91,7 +91,7 @@ def _check_name(name: str) -> str:
     return name.lower()
 
 
-def kernels(name: Optional[str] = None) -> ModuleType:
+def kernel_module(name: Optional[str] = None) -> ModuleType:
     """The kernel module to run: ``name``, else ``use()``'s, ``FASTGD_BACKEND``'s, or the default."""
     requested = name or _selected.get() or os.environ.get("FASTGD_BACKEND") or None
     if requested is not None:
@@ -162,7 +162,7 @@ class use:
         self.name = None if name is None else _check_name(name)
         self._token = _selected.set(self.name)
         if self.name is not None:
-            kernels(self.name)  # load now, so a fallback warns here and not mid-fit
+            kernel_module(self.name)  # load now, so a fallback warns here and not mid-fit
 
     def __enter__(self) -> "use":
         return self
@@ -183,4 +183,4 @@ class use:
 
 def current_name() -> str:
     """Name of the backend that the next call will run on."""
-    return kernels().NAME
+    return kernel_module().NAME

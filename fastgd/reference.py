@@ -45,16 +45,16 @@ __all__ = ["forward", "loss", "cost", "gradient", "fit", "gd", "sgd", "minibatch
 BACKEND = "reference"
 
 
-def _predict_row(row: Sequence[float], params: Sequence[float], d: int, intercept: bool) -> float:
+def _predict_row(row: Sequence[float], params: Sequence[float], d: int, fit_intercept: bool) -> float:
     pred = row[0] * params[0]
     for j in range(1, d):
         pred += row[j] * params[j]
-    if intercept:
+    if fit_intercept:
         pred += params[d]
     return pred
 
 
-def _predict_sparse_row(row: tuple, params: Sequence[float], d: int, intercept: bool) -> float:
+def _predict_sparse_row(row: tuple, params: Sequence[float], d: int, fit_intercept: bool) -> float:
     """:func:`_predict_row` of a sparse row ``(columns, values)``: the stored
     terms in column order. The same bits as the dense row's sum (its other
     terms are zeros; fastgd/_sparse.py), except the sign of a zero sum, which
@@ -63,18 +63,20 @@ def _predict_sparse_row(row: tuple, params: Sequence[float], d: int, intercept: 
     pred = 0.0
     for j, x in zip(columns, values):
         pred += x * params[j]
-    if intercept:
+    if fit_intercept:
         pred += params[d]
     return pred
 
 
-def _dense_zero(row: tuple, params: Sequence[float], d: int, intercept: bool) -> float:
+def _dense_zero(row: tuple, params: Sequence[float], d: int, fit_intercept: bool) -> float:
     """The sign the dense sum gives a zero prediction: -0.0 exactly when every
     dense term (``x_j·w_j`` for all ``j``, unstored ``x_j`` being +0.0, and ``b``)
     is -0.0."""
     columns, values = row
     stored = dict(zip(columns, values))
-    terms = [(stored.get(j, 0.0) + 0.0) * params[j] for j in range(d)] + ([params[d]] if intercept else [])
+    terms = [(stored.get(j, 0.0) + 0.0) * params[j] for j in range(d)] + (
+        [params[d]] if fit_intercept else []
+    )
     return -0.0 if all(t == 0 and math.copysign(1.0, t) < 0 for t in terms) else 0.0
 
 
@@ -96,7 +98,7 @@ def _sums(
     ys: List[float],
     indices: Sequence[int],
     params: Sequence[float],
-    intercept: bool,
+    fit_intercept: bool,
     want_gradient: bool,
     loss: str = "mse",
     delta: float = 1.0,
@@ -108,18 +110,18 @@ def _sums(
     :func:`_huber` / :func:`_l1`, the terms ``x_j * ℓ'`` and ``ℓ'``.
     """
     if isinstance(rows, _SparseRows):
-        return _sparse_sums(rows, ys, indices, params, intercept, want_gradient, loss, delta)
+        return _sparse_sums(rows, ys, indices, params, fit_intercept, want_gradient, loss, delta)
     d = len(rows[0])
     sums = [0.0] * (1 + len(params))
     for i in indices:
         row = rows[i]
-        r = _predict_row(row, params, d, intercept) - ys[i]
+        r = _predict_row(row, params, d, fit_intercept) - ys[i]
         if loss == "mse":
             sums[0] += r * r
             if want_gradient:
                 for j in range(d):
                     sums[1 + j] += 2 * row[j] * r
-                if intercept:
+                if fit_intercept:
                     sums[1 + d] += 2 * r
             continue
         value, slope = _huber(r, delta) if loss == "huber" else _l1(r)
@@ -127,7 +129,7 @@ def _sums(
         if want_gradient:
             for j in range(d):
                 sums[1 + j] += row[j] * slope
-            if intercept:
+            if fit_intercept:
                 sums[1 + d] += slope
     return sums
 
@@ -154,7 +156,7 @@ def _sparse_sums(
     ys: List[float],
     indices: Sequence[int],
     params: Sequence[float],
-    intercept: bool,
+    fit_intercept: bool,
     want_gradient: bool,
     loss: str = "mse",
     delta: float = 1.0,
@@ -166,13 +168,13 @@ def _sparse_sums(
     sums = [0.0] * (1 + len(params))
     for i in indices:
         row = rows[i]
-        r = _predict_sparse_row(row, params, d, intercept) - ys[i]
+        r = _predict_sparse_row(row, params, d, fit_intercept) - ys[i]
         if loss == "mse":
             sums[0] += r * r
             if want_gradient:
                 for j, x in zip(*row):
                     sums[1 + j] += 2 * x * r
-                if intercept:
+                if fit_intercept:
                     sums[1 + d] += 2 * r
             continue
         value, slope = _huber(r, delta) if loss == "huber" else _l1(r)
@@ -180,7 +182,7 @@ def _sparse_sums(
         if want_gradient:
             for j, x in zip(*row):
                 sums[1 + j] += x * slope
-            if intercept:
+            if fit_intercept:
                 sums[1 + d] += slope
     if not all(math.isfinite(v) for v in params):
         sums[0] = math.nan  # the dense cost is NaN (0·inf), even where a weight's column is empty
@@ -315,7 +317,7 @@ def _fit(
     rows = _rows(problem.X)
     ys = problem.y.tolist()
     n, d = problem.X.shape
-    intercept = problem.fit_intercept
+    fit_intercept = problem.fit_intercept
     params = problem.params.astype(float).tolist()
     start = None if state is None else state.initial_velocity(len(params))
     velocity = [0.0] * len(params) if start is None else start
@@ -325,13 +327,13 @@ def _fit(
     # Memory-mapped data is shuffled block by block, so disk reads stay sequential.
     orders = epoch_orders(n, opts.shuffle and not full_batch, opts.seed, shuffle_block(problem.X))
 
-    decayed = d if (intercept and not opts.decay_intercept) else len(params)
+    decayed = d if (fit_intercept and not opts.decay_intercept) else len(params)
     average: List[float] = []
     averaged = 0  # updates of the average so far
     taken = 0  # steps of this fit
 
     def cost_at(at: Sequence[float]) -> float:
-        return _sums(rows, ys, everything, at, intercept, False, opts.loss, opts.delta)[0] / n
+        return _sums(rows, ys, everything, at, fit_intercept, False, opts.loss, opts.delta)[0] / n
 
     def result(
         at: List[float],
@@ -345,7 +347,7 @@ def _fit(
                 at,
                 n_features=d,
                 scalar_model=problem.scalar_model,
-                fit_intercept=intercept,
+                fit_intercept=fit_intercept,
                 losses=costs[:epochs_run],
                 loss=costs[epochs_run],
                 epochs_run=epochs_run,
@@ -355,7 +357,7 @@ def _fit(
             mean,
             n_features=d,
             scalar_model=problem.scalar_model,
-            fit_intercept=intercept,
+            fit_intercept=fit_intercept,
             losses=costs[:epochs_run],
             loss=cost_at(mean) if mean_cost is None else mean_cost,
             epochs_run=epochs_run,
@@ -378,7 +380,7 @@ def _fit(
             visit = order.tolist() if len(order) else everything
             for first in range(0, n, batch):
                 indices = visit[first : first + batch]
-                sums = _sums(rows, ys, indices, params, intercept, True, opts.loss, opts.delta)
+                sums = _sums(rows, ys, indices, params, fit_intercept, True, opts.loss, opts.delta)
                 grad = [s / len(indices) for s in sums[1:]]
                 _step(params, grad, velocity, steps == 0, opts, lr, decayed)
                 steps += 1
@@ -540,12 +542,12 @@ def forward(x: Any, w: Any, b: Optional[float] = None) -> Union[float, Any]:
     d = model.X.shape[1]
     rows = _rows(model.X)
     if isinstance(rows, _SparseRows):
-        preds = [_predict_sparse_row(row, params, d, model.has_intercept) for row in rows]
+        preds = [_predict_sparse_row(row, params, d, model.fit_intercept) for row in rows]
         preds = [
-            p if p != 0 else _dense_zero(row, params, d, model.has_intercept) for p, row in zip(preds, rows)
+            p if p != 0 else _dense_zero(row, params, d, model.fit_intercept) for p, row in zip(preds, rows)
         ]
     else:
-        preds = [_predict_row(row, params, d, model.has_intercept) for row in rows]
+        preds = [_predict_row(row, params, d, model.fit_intercept) for row in rows]
     return _shape_output(preds, model)
 
 
@@ -569,7 +571,7 @@ def loss(
     rows = _rows(model.X)
     predict = _predict_sparse_row if isinstance(rows, _SparseRows) else _predict_row
     for row, target in zip(rows, ys):
-        r = predict(row, params, d, model.has_intercept) - target
+        r = predict(row, params, d, model.fit_intercept) - target
         errors.append(r * r if kind == 0 else (_huber(r, delta) if kind == 1 else _l1(r))[0])
     return _shape_output(errors, model)
 
@@ -590,7 +592,7 @@ def cost(
     targets = _checks.targets(ys, model, "ys", "xs").tolist()
     rows = _rows(model.X)
     params = model.params.astype(float).tolist()
-    return _sums(rows, targets, range(len(rows)), params, model.has_intercept, False, loss, delta)[0] / len(
+    return _sums(rows, targets, range(len(rows)), params, model.fit_intercept, False, loss, delta)[0] / len(
         rows
     )
 
@@ -614,10 +616,10 @@ def gradient(
     n, d = model.X.shape
     params = model.params.astype(float).tolist()
     delta = _checks.loss_options(loss, delta)[1]
-    sums = _sums(rows, targets, range(n), params, model.has_intercept, True, loss, delta)
+    sums = _sums(rows, targets, range(n), params, model.fit_intercept, True, loss, delta)
     grad = [s / n for s in sums[1:]]
     dw = grad[0] if model.scalar_model else np.array(grad[:d])
-    return (dw, grad[d]) if model.has_intercept else dw
+    return (dw, grad[d]) if model.fit_intercept else dw
 
 
 def __getattr__(name: str) -> Any:

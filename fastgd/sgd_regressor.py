@@ -352,7 +352,7 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
     def _kernel(self):
         if self._pure_python:
             return _python_loop, _python_loop.sgd_regressor_epochs
-        kernels = _registry.kernels(self.backend)
+        kernels = _registry.kernel_module(self.backend)
         function = getattr(kernels, "sgd_regressor_epochs", None)
         if function is None:
             raise ValueError(

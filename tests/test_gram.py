@@ -85,7 +85,7 @@ def test_gram_statistics_are_the_same_for_any_thread_count(d, dtype, fit_interce
 
 def test_memory_mapped_data_is_read_once(tmp_path, monkeypatch):
     X, y = _noisy(n=20_000, d=2, out=tmp_path)
-    kernels = fastgd._registry.kernels()
+    kernels = fastgd._registry.kernel_module()
     reads = []
     real = _gram.statistics
     monkeypatch.setattr(_gram, "statistics", lambda *args: reads.append(1) or real(*args))
@@ -154,7 +154,7 @@ def test_auto_takes_the_gram_path_only_where_it_pays(monkeypatch):
     real = _gram.train
     monkeypatch.setattr(_gram, "train", lambda *args, **kwargs: calls.append(1) or real(*args, **kwargs))
     X, y = _noisy(n=1 << 16, d=2)
-    kernels = fastgd._registry.kernels()
+    kernels = fastgd._registry.kernel_module()
     fastgd.gd(X, y, lr=0.1, epochs=50)
     assert calls == ([1] if hasattr(kernels, "gram") else [])
     calls.clear()
@@ -192,7 +192,7 @@ def _count_calls(monkeypatch, kernels, name):
 
 
 def test_sgd_costs_come_from_the_statistics(monkeypatch):
-    kernels = fastgd._registry.kernels()
+    kernels = fastgd._registry.kernel_module()
     if not hasattr(kernels, "gram"):
         pytest.skip("the default backend has no compiled statistics")
     X, y = _noisy(n=STATS_N, d=2)
@@ -214,7 +214,7 @@ def test_sgd_costs_from_the_statistics_equal_the_reference(batch_size, monkeypat
     X, y = _noisy(n=STATS_N, d=1)
     kw = dict(lr=0.001, epochs=_stats_epochs(1), batch_size=batch_size, fit_intercept=True)
     expected = reference.fit(X, y, **kw)
-    kernels = fastgd._registry.kernels()
+    kernels = fastgd._registry.kernel_module()
     grams = _count_calls(monkeypatch, kernels, "gram") if hasattr(kernels, "gram") else None
     got = fastgd.fit(X, y, **kw)
     assert grams is None or grams == [1]
@@ -253,7 +253,7 @@ def test_sgd_costs_from_the_statistics_keep_the_driver_guarantees():
 
 
 def test_sgd_costs_stream_where_the_statistics_do_not_apply(monkeypatch):
-    kernels = fastgd._registry.kernels()
+    kernels = fastgd._registry.kernel_module()
     if not hasattr(kernels, "gram"):
         pytest.skip("the default backend has no compiled statistics")
     grams = _count_calls(monkeypatch, kernels, "gram")

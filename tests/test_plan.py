@@ -62,7 +62,7 @@ def test_handle_runs_what_the_driver_runs(cpu_backend, rng):
     opts = _checks.options(**{**DEFAULTS, "batch_size": 7, "momentum": 0.5})
     problem = _checks.Problem(X, y, np.zeros(5), False, True)
     state = Training(problem, opts, None)
-    handle = Handle(_registry.kernels(), X, y, Plan.of(X, True, opts), state.loss_spec)
+    handle = Handle(_registry.kernel_module(), X, y, Plan.of(X, True, opts), state.loss_spec)
     costs = np.full(1, np.nan)
     assert handle.run_epochs(state, np.empty(0, dtype=np.int64), costs, opts.rates(0, 1)) == 1
     kw = dict(lr=0.1, epochs=1, batch_size=7, momentum=0.5, fit_intercept=True)

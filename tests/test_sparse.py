@@ -448,8 +448,8 @@ def test_gram_solver_on_sparse_x(backend):
         callback=None,
     )
     kernels = fastgd._model.kernels_for(_sparse.as_csr(X)[0])
-    assert _gram.chosen(opts, 10**6, 9, fastgd._registry.kernels()) == hasattr(
-        fastgd._registry.kernels(), "gram"
+    assert _gram.chosen(opts, 10**6, 9, fastgd._registry.kernel_module()) == hasattr(
+        fastgd._registry.kernel_module(), "gram"
     )
     assert not _gram.chosen(opts, 10**6, 9, kernels)
     wide = sparse.random(10, 20_000, density=1e-3, format="csr", random_state=0)
