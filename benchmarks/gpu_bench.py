@@ -177,7 +177,7 @@ def reduction(sizes, dtypes):
                 got = totals.copy_to_host()
             from fastgd import _registry
 
-            want = _registry.kernels("numba").sums(X2, y, np.array([1.5], dtype=dtype), False, False, True)
+            want = _registry.kernel_module("numba").sums(X2, y, np.array([1.5], dtype=dtype), False, False, True)
             gbps = 2 * n * np.dtype(dtype).itemsize / (ms * 1e-3) / 1e9
             key = f"n={n:.0e} {np.dtype(dtype).name}"
             out[key] = {"ms": ms, "GBps": gbps}
