@@ -201,24 +201,41 @@ def run(
         return handle.sums(at, False)[0] / n
 
     cost_of = streamed_cost
-    if statistics is not None:
-        from fastgd import _gram
+    # The starting cost is the fit's first pass over X (and, on a fresh
+    # process, where numba compiles): Ctrl-C there hands back the start.
+    try:
+        if statistics is not None:
+            from fastgd import _gram
 
-        def stream(at: np.ndarray) -> np.ndarray:
-            return handle.sums(at.astype(X.dtype), True, exact=False)
+            def stream(at: np.ndarray) -> np.ndarray:
+                return handle.sums(at.astype(X.dtype), True, exact=False)
 
-        # At p = 0 the form's anchor is exact from the statistics (cost yy/n);
-        # elsewhere (w0, b0, a warm start) it starts from a streaming pass.
-        form = _gram.QuadraticCost(
-            statistics, n, params, stream, None if not params.any() else stream(params)
+            # At p = 0 the form's anchor is exact from the statistics (cost yy/n);
+            # elsewhere (w0, b0, a warm start) it starts from a streaming pass.
+            form = _gram.QuadraticCost(
+                statistics, n, params, stream, None if not params.any() else stream(params)
+            )
+            history = LossHistory(form.anchor_cost)
+
+            def cost_of(at: np.ndarray) -> float:
+                return form.cost(at, history.epochs)
+        else:
+            totals = handle.sums(params, full_batch)
+            history = LossHistory(totals[0] / n)
+    except KeyboardInterrupt as exc:
+        start = Fit.from_params(
+            params,
+            n_features=d,
+            scalar_model=problem.scalar_model,
+            fit_intercept=problem.fit_intercept,
+            losses=[],
+            loss=float("nan"),
+            epochs_run=0,
+            backend=handle.name,
         )
-        history = LossHistory(form.anchor_cost)
-
-        def cost_of(at: np.ndarray) -> float:
-            return form.cost(at, history.epochs)
-    else:
-        totals = handle.sums(params, full_batch)
-        history = LossHistory(totals[0] / n)
+        raise FitInterrupted(
+            "fit interrupted before its first epoch; .fit holds the starting parameters", fit=start
+        ) from exc
     if not np.isfinite(history.loss(0)):
         handle.check_data()  # NaN/inf in X (see train): the input's error first
         raise DivergenceError(

@@ -134,6 +134,25 @@ def test_ctrl_c_inside_a_long_compiled_call(backend, case):
     assert again.loss == stopped.loss
 
 
+@pytest.mark.parametrize("backend", CPU)
+def test_ctrl_c_before_the_first_epoch_hands_back_the_start(backend, monkeypatch):
+    """Ctrl-C during the starting cost pass (where a fresh process compiles): FitInterrupted
+    holding the starting parameters and no epochs, not a bare KeyboardInterrupt."""
+    from fastgd import _backend
+
+    def pressed(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    X, y, _ = fastgd.datasets.make_linear(1000, 3, noise=0.1, seed=3)
+    monkeypatch.setattr(_backend.Handle, "sums", pressed)
+    with fastgd.use(backend), pytest.raises(fastgd.FitInterrupted) as info:
+        fastgd.fit(X, y, w0=[1.0, 2.0, 3.0], b0=0.5, fit_intercept=True, lr=0.1, epochs=5)
+    start = info.value.fit
+    np.testing.assert_array_equal(start.w, [1.0, 2.0, 3.0])
+    assert start.b == 0.5 and start.epochs_run == 0 and len(start.losses) == 0
+    assert start.backend == backend
+
+
 # -- concurrent fits ----------------------------------------------------------------------
 
 
