@@ -1,5 +1,5 @@
-"""Full-batch gd on dask arrays: a real distributed.LocalCluster (2 worker
-processes, 1 thread each, on 127.0.0.1) against the in-memory fit."""
+"""Fits on dask arrays: a real distributed.LocalCluster (2 worker processes, 1
+thread each, on 127.0.0.1) against the in-memory fit and the reference."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import time
 
 import numpy as np
 import pytest
+from conftest import linear_data
 
 import fastgd
-from helpers import interrupt_after
+import fastgd.reference as reference
+from helpers import OPTIMIZERS, assert_close, interrupt_after
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -249,6 +251,20 @@ def test_cluster_sgd_divergence_hands_back_the_last_finite_epoch(client, data):
         fastgd.fit(X, y, **kw)
     assert on_cluster.value.epoch == in_memory.value.epoch
     _close(on_cluster.value.fit, in_memory.value.fit, rtol=1e-6)
+
+
+@pytest.mark.parametrize("scalar", [False, True])
+@pytest.mark.parametrize("fit_intercept", [False, True])
+@pytest.mark.parametrize("batch_size", [None, 1, 7])
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_cluster_options_grid_against_the_reference(client, scalar, fit_intercept, batch_size, optimizer):
+    """The backend grid's options (tests/test_backends.py) on dask, three chunks of whole
+    batches, against the reference in default mode (SPEC §4: within 1e-9)."""
+    X, y = linear_data(np.random.default_rng(5), 42, 3, scalar=scalar)
+    kw = dict(lr=0.02, epochs=4, batch_size=batch_size, fit_intercept=fit_intercept, **OPTIMIZERS[optimizer])
+    got = fastgd.fit(da.from_array(X, chunks=14), da.from_array(y, chunks=14), **kw)
+    assert got.backend in ("numba", "cython", "numpy")
+    assert_close(got, reference.fit(X, y, **kw), rtol=1e-9, atol=1e-12)
 
 
 def test_cluster_sgd_one_chunk_exact_is_bitwise(client, data):
