@@ -38,6 +38,13 @@ exact, batch_size, order, stop) -> bool``
     time, so that the order of an epoch is never held whole. Optional: a
     backend without it gets the whole order in ``run_epochs``.
 
+``prepare(X, y, plan) -> data``
+    Optional: data placed once per fit (cuda: the device copies of ``X`` and
+    ``y``, and the fit's ``fastgd._backend.Plan``). The fit's
+    ``fastgd._backend.Handle`` keeps it, passes it wherever these functions
+    take ``X``, and frees it with the fit. The Python layer calls this
+    interface only through a Handle.
+
 ``gram(X, y, fit_intercept) -> float64[p + 1, p + 1]``
     Optional: ``[A | y]ᵀ[A | y]`` with ``A = [X (1)]``, the statistics of
     ``solver="gram"`` (fastgd/_gram.py); deterministic for any thread count.
