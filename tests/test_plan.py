@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import pathlib
 
 import numpy as np
@@ -13,19 +14,13 @@ from fastgd import _checks, reference
 from fastgd._backend import AFFINE, FULL_BATCH, MINI_BATCH, PER_SAMPLE, Handle, Plan
 
 PACKAGE = pathlib.Path(fastgd.__file__).parent
-DEFAULTS = dict(
-    lr=0.1,
-    epochs=1,
-    batch_size=1,
-    momentum=0.0,
-    dampening=0.0,
-    nesterov=False,
-    weight_decay=0.0,
-    shuffle=False,
-    seed=None,
-    exact=False,
-    callback=None,
-)
+# fastgd.fit's defaults for every option, per-sample steps at lr=0.1 for one epoch.
+DEFAULTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(fastgd.fit).parameters.items()
+    if parameter.kind is parameter.KEYWORD_ONLY and name not in ("w0", "b0", "fit_intercept")
+}
+DEFAULTS.update(lr=0.1, epochs=1, batch_size=1)
 
 
 @pytest.mark.parametrize(
