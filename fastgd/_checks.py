@@ -337,24 +337,27 @@ def check_int(value: Any, name: str, minimum: int) -> int:
 
 def options(
     *,
-    lr: Any,
-    epochs: Any,
-    batch_size: Any,
-    momentum: Any,
-    dampening: Any,
-    nesterov: Any,
-    weight_decay: Any,
-    shuffle: Any,
-    seed: Any,
-    exact: Any,
-    callback: Any,
+    lr: Any = 0.01,
+    epochs: Any = 100,
+    batch_size: Any = None,
+    momentum: Any = 0.0,
+    dampening: Any = 0.0,
+    nesterov: Any = False,
+    weight_decay: Any = 0.0,
+    shuffle: Any = False,
+    seed: Any = None,
+    exact: Any = False,
+    callback: Any = None,
     loss: Any = "mse",
     delta: Any = 1.0,
     average: Any = False,
     decay_intercept: Any = True,
     solver: Any = "auto",
 ) -> Options:
-    """Check hyperparameters the way ``torch.optim.SGD`` checks them (SPEC §3, §5, §7)."""
+    """Check hyperparameters the way ``torch.optim.SGD`` checks them (SPEC §3, §5, §7).
+
+    The defaults are :func:`fastgd.fit`'s (tests/test_plan.py holds them equal).
+    """
     epochs = check_int(epochs, "epochs", 0)
     lr, schedule = _learning_rate(lr, epochs)
     if batch_size is not None:

@@ -333,19 +333,7 @@ def _one_epoch_fit(
 
     d = X.shape[1]
     problem = _checks.Problem(X, y, np.zeros(d + int(fit_intercept), dtype=X.dtype), False, fit_intercept)
-    opts = _checks.options(
-        lr=lr,
-        epochs=1,
-        batch_size=batch_size,
-        momentum=0.0,
-        dampening=0.0,
-        nesterov=False,
-        weight_decay=0.0,
-        shuffle=False,
-        seed=None,
-        exact=exact,
-        callback=None,
-    )
+    opts = _checks.options(lr=lr, epochs=1, batch_size=batch_size, exact=exact)
     state = Training(problem, opts, None)
     handle = Handle(module, X, y, Plan.of(X, fit_intercept, opts), state.loss_spec)
     return handle, state, opts.rates(0, 1)

@@ -300,19 +300,8 @@ def test_cluster_sgd_state_hand_over(client, data):
 
 
 def _fit_defaults(kw, keep=None):
-    options = dict(
-        lr=0.01,
-        batch_size=None,
-        momentum=0.0,
-        dampening=0.0,
-        nesterov=False,
-        weight_decay=0.0,
-        shuffle=False,
-        seed=None,
-        exact=False,
-        callback=None,
-    )
-    options.update({k: v for k, v in kw.items() if k != "fit_intercept" and (keep is None or k in keep)})
+    """The options of ``kw`` (those in ``keep``, when given) for _dispatch.train; fit's defaults otherwise."""
+    options = {k: v for k, v in kw.items() if k != "fit_intercept" and (keep is None or k in keep)}
     options["fit_intercept"] = kw.get("fit_intercept", False)
     return options
 

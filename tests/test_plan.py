@@ -14,13 +14,7 @@ from fastgd import _checks, reference
 from fastgd._backend import AFFINE, FULL_BATCH, MINI_BATCH, PER_SAMPLE, Handle, Plan
 
 PACKAGE = pathlib.Path(fastgd.__file__).parent
-# fastgd.fit's defaults for every option, per-sample steps at lr=0.1 for one epoch.
-DEFAULTS = {
-    name: parameter.default
-    for name, parameter in inspect.signature(fastgd.fit).parameters.items()
-    if parameter.kind is parameter.KEYWORD_ONLY and name not in ("w0", "b0", "fit_intercept")
-}
-DEFAULTS.update(lr=0.1, epochs=1, batch_size=1)
+DEFAULTS = dict(lr=0.1, epochs=1, batch_size=1)  # per-sample steps; fit's defaults otherwise
 
 
 @pytest.mark.parametrize(
@@ -66,6 +60,16 @@ def test_handle_runs_what_the_driver_runs(cpu_backend, rng):
     np.testing.assert_array_equal(state.params[:4], fit.w)
     assert costs[0] == fit.loss
     np.testing.assert_allclose(state.params[:4], reference.fit(X, y, **kw).w, rtol=1e-9)
+
+
+def test_option_defaults_are_fits():
+    """_checks.options, which the bench and the tests call directly, defaults as fastgd.fit does."""
+    from fastgd import _checks
+
+    fit = inspect.signature(fastgd.fit).parameters
+    checked = inspect.signature(_checks.options).parameters
+    assert set(checked) <= set(fit)
+    assert {name: checked[name].default for name in checked} == {name: fit[name].default for name in checked}
 
 
 def _imports(module: pathlib.Path) -> set:

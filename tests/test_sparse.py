@@ -434,19 +434,7 @@ def test_gram_solver_on_sparse_x(backend):
     # "auto" never forms the dense statistics of sparse X: it streams.
     from fastgd import _gram
 
-    opts = _checks.options(
-        lr=0.05,
-        epochs=10**6,
-        batch_size=None,
-        momentum=0.0,
-        dampening=0.0,
-        nesterov=False,
-        weight_decay=0.0,
-        shuffle=False,
-        seed=None,
-        exact=False,
-        callback=None,
-    )
+    opts = _checks.options(lr=0.05, epochs=10**6)
     kernels = fastgd._model.kernels_for(_sparse.as_csr(X)[0])
     assert _gram.chosen(opts, 10**6, 9, fastgd._registry.kernel_module()) == hasattr(
         fastgd._registry.kernel_module(), "gram"
