@@ -111,9 +111,8 @@ def _chunk_steps(
     the new ``carried`` and, on its own, the new parameters."""
     kernels = _single_threaded_kernels(backend)
     X2, y1 = _chunk_arrays(X, y, carried[0].dtype)
-    state = Training.travelling(carried, hyper, loss_spec, decayed)
-    Handle(kernels, X2, y1, plan, loss_spec).run_steps(state, rows)
-    s = state
+    s = Training.travelling(carried, hyper, loss_spec, decayed)
+    Handle(kernels, X2, y1, plan, loss_spec).run_steps(s, rows)
     return (s.params, s.velocity, s.steps, s.average, s.averaged), s.params
 
 

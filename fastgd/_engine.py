@@ -202,7 +202,9 @@ def run(
 
     cost_of = streamed_cost
     # The starting cost is the fit's first pass over X (and, on a fresh
-    # process, where numba compiles): Ctrl-C there hands back the start.
+    # process, where numba compiles): Ctrl-C there hands back the start,
+    # whose cost is not known yet.
+    history = LossHistory(float("nan"))
     try:
         if statistics is not None:
             from fastgd import _gram
@@ -223,18 +225,9 @@ def run(
             totals = handle.sums(params, full_batch)
             history = LossHistory(totals[0] / n)
     except KeyboardInterrupt as exc:
-        start = Fit.from_params(
-            params,
-            n_features=d,
-            scalar_model=problem.scalar_model,
-            fit_intercept=problem.fit_intercept,
-            losses=[],
-            loss=float("nan"),
-            epochs_run=0,
-            backend=handle.name,
-        )
         raise FitInterrupted(
-            "fit interrupted before its first epoch; .fit holds the starting parameters", fit=start
+            "fit interrupted before its first epoch; .fit holds the starting parameters",
+            fit=result(False, 0),
         ) from exc
     if not np.isfinite(history.loss(0)):
         handle.check_data()  # NaN/inf in X (see train): the input's error first
