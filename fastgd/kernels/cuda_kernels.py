@@ -38,9 +38,10 @@ back in one copy at the end of the call.
   and each parameter's step is one thread's. A batch of many thousands of
   samples would be faster on a multi-block launch; that is not done here.
   Checked on the CUDA simulator for correctness only.
-- Per-sample SGD (``batch_size == 1``) with one feature, no intercept and no
-  momentum: each step is the affine map ``w <- a_i w + b_i`` with
-  ``a_i = 1 - lr (2 x_i² + weight_decay)`` and ``b_i = 2 lr x_i y_i``. The maps
+- Per-sample SGD (``batch_size == 1``) with one feature, no intercept, no
+  momentum and no weight decay (the plan's ``AFFINE`` path, fastgd/_backend.py):
+  each step is the affine map ``w <- a_i w + b_i`` with
+  ``a_i = 1 - 2 lr x_i²`` and ``b_i = 2 lr x_i y_i``. The maps
   compose associatively, so ``_affine_maps`` composes each thread's contiguous
   run of samples, then the block's threads in order (an ordered tree), and
   ``_compose_maps`` composes the blocks in order and applies the result to
@@ -337,7 +338,7 @@ def _batch_steps(X, y, params, grad, velocity, steps, previous, hyper, nesterov,
 
 
 @cuda.jit
-def _affine_maps(X, y, lr, weight_decay, natural, order, status, maps):
+def _affine_maps(X, y, lr, natural, order, status, maps):
     """Per-block composition of the per-sample maps ``w <- a_i w + b_i`` (one feature, plain SGD)."""
     if status[0] != 0:
         return
@@ -354,7 +355,7 @@ def _affine_maps(X, y, lr, weight_decay, natural, order, status, maps):
         i = k if natural else order[k]
         x = X[i, 0]
         lr_x = lr * x  # float64
-        a_i = 1.0 - (2.0 * lr_x * x + lr * weight_decay)
+        a_i = 1.0 - 2.0 * lr_x * x
         b_i = 2.0 * lr_x * y[i]
         a = a_i * a
         b = a_i * b + b_i
@@ -558,7 +559,6 @@ def _run_epochs_at_one_rate(X, y, params, grad, velocity, steps, previous, hyper
         if affine:
             maps = data.scratch("maps", (_blocks(n), 2), np.float64)
             lr = np.float64(hyper[0])
-            weight_decay = np.float64(hyper[3])
         for e in range(count):
             if full_batch:
                 if e == 0:
@@ -566,7 +566,7 @@ def _run_epochs_at_one_rate(X, y, params, grad, velocity, steps, previous, hyper
                                          nesterov)
             elif affine:
                 _affine_maps[maps.shape[0], TPB, 0, _MAPS_BYTES](
-                    data.X, data.y, lr, weight_decay, natural, d_order, d_status, maps)
+                    data.X, data.y, lr, natural, d_order, d_status, maps)
                 _compose_maps[1, 1](maps, n, d_params, d_steps, d_previous, d_status)
             else:
                 _batch_steps[1, TPB, 0, _LANE_BYTES](
