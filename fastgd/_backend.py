@@ -20,12 +20,9 @@ import numpy as np
 
 from fastgd import _checks
 from fastgd._state import Training
+from fastgd.kernels import AFFINE, FULL_BATCH, MINI_BATCH, PER_SAMPLE
 
-# The ways a fit's epochs run (Plan.path).
-FULL_BATCH = "full batch"  # one step per epoch with the mean gradient of all samples
-PER_SAMPLE = "per-sample"  # plain SGD, one sample per step: no momentum, weight decay, averaging; mse
-AFFINE = "affine"  # PER_SAMPLE with one feature, no intercept, default mode: composed affine maps
-MINI_BATCH = "mini-batch"  # everything else: the general step of SPEC §3 on batches
+__all__ = ["AFFINE", "FULL_BATCH", "MINI_BATCH", "PER_SAMPLE", "Handle", "Plan", "path_of"]
 
 
 def path_of(
@@ -38,8 +35,9 @@ def path_of(
     weight_decay: float,
     loss_kind: int,
     average_from: int,
-) -> str:
-    """The path of :class:`Plan` (the constants above); the one copy of the rule.
+) -> int:
+    """The path of :class:`Plan` (the codes of ``fastgd/kernels/__init__.py``);
+    the one copy of the rule: the kernels take the path they are handed.
 
     The compiled kernels may still run a ``AFFINE`` plan as per-sample steps
     where the maps do not pay (numba and Cython: data within one block).
@@ -56,7 +54,7 @@ def path_of(
 class Plan(NamedTuple):
     """How one fit's epochs run, decided before the first."""
 
-    path: str
+    path: int  # FULL_BATCH, PER_SAMPLE, AFFINE or MINI_BATCH
     batch_size: int  # n for FULL_BATCH
     fit_intercept: bool
     exact: bool
@@ -155,7 +153,7 @@ class Handle:
             plan.nesterov,
             plan.fit_intercept,
             plan.exact,
-            plan.full_batch,
+            plan.path,
             plan.batch_size,
             order,
             costs,
@@ -182,6 +180,7 @@ class Handle:
             plan.nesterov,
             plan.fit_intercept,
             plan.exact,
+            plan.path,
             plan.batch_size,
             order,
             s.stop,

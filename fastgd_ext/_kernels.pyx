@@ -31,6 +31,13 @@ cdef enum:
     _SIGNAL_CHECK_WORK = 1 << 22
 
 BLOCK = _BLOCK
+# The paths of fastgd/kernels/__init__.py (fastgd._backend.Plan.path): run_epochs
+# and run_steps take the fit's path instead of deriving it from the options.
+cdef enum:
+    FULL_BATCH = 0
+    PER_SAMPLE = 1
+    AFFINE = 2
+PATHS = {"FULL_BATCH": FULL_BATCH, "PER_SAMPLE": PER_SAMPLE, "AFFINE": AFFINE}
 LANES = 8  # as in numba_kernels.py, spelled out in _accumulate_lanes and _dot_lanes
 # numba_kernels.LANES_MIN_FEATURES: the default-mode blocked sums and mini-batch
 # steps predict with _dot_lanes from this many features on.
@@ -721,7 +728,7 @@ cdef Py_ssize_t _run_epochs(const floating[:, ::1] X, const floating[::1] y, flo
 
 def run_epochs(const floating[:, ::1] X, const floating[::1] y, floating[::1] params, floating[::1] grad,
                floating[::1] velocity, int64_t[::1] steps, floating[::1] previous, floating[::1] hyper,
-               bint nesterov, bint fit_intercept, bint exact, bint full_batch, Py_ssize_t batch_size,
+               bint nesterov, bint fit_intercept, bint exact, int path, Py_ssize_t batch_size,
                const int64_t[::1] order, double[::1] costs, const int64_t[::1] stop, const double[::1] rates,
                const floating[::1] loss_spec, Py_ssize_t decayed, floating[:, ::1] average,
                int64_t[::1] averaged):
@@ -732,9 +739,9 @@ def run_epochs(const floating[:, ::1] X, const floating[::1] y, floating[::1] pa
     cdef double[::1] acc = np.zeros(1 + p)
     cdef double[::1] totals = np.zeros(1 + p)
     cdef double[:, ::1] partials = np.zeros((_n_blocks(n, exact), 1 + p))
-    cdef bint plain_sgd = (not full_batch and batch_size == 1 and hyper[1] == 0 and hyper[3] == 0
-                           and <int>loss_spec[0] == 0 and averaged[2] == 0)
-    cdef bint affine = plain_sgd and not exact and d == 1 and not fit_intercept and n > _BLOCK
+    cdef bint full_batch = path == FULL_BATCH
+    cdef bint plain_sgd = path == PER_SAMPLE or path == AFFINE
+    cdef bint affine = path == AFFINE and n > _BLOCK  # the maps pay from two blocks
     cdef double[:, ::1] maps = np.empty(((n + _BLOCK - 1) // _BLOCK if affine else 0, 2))
     cdef Py_ssize_t finite
     if rates.shape[0] < costs.shape[0]:
@@ -752,16 +759,15 @@ def run_epochs(const floating[:, ::1] X, const floating[::1] y, floating[::1] pa
 
 def run_steps(const floating[:, ::1] X, const floating[::1] y, floating[::1] params, floating[::1] grad,
               floating[::1] velocity, int64_t[::1] steps, const floating[::1] hyper, bint nesterov,
-              bint fit_intercept, bint exact, Py_ssize_t batch_size, const int64_t[::1] order,
+              bint fit_intercept, bint exact, int path, Py_ssize_t batch_size, const int64_t[::1] order,
               const int64_t[::1] stop, const floating[::1] loss_spec, Py_ssize_t decayed,
               floating[:, ::1] average, int64_t[::1] averaged):
     """The SGD steps of one pass over the positions ``order`` (see fastgd.kernels); True."""
     cdef Py_ssize_t d = X.shape[1]
     cdef Py_ssize_t p = params.shape[0]
     cdef double[::1] acc = np.zeros(1 + p)
-    cdef bint plain_sgd = (batch_size == 1 and hyper[1] == 0 and hyper[3] == 0 and <int>loss_spec[0] == 0
-                           and averaged[2] == 0)
-    cdef bint affine = plain_sgd and not exact and d == 1 and not fit_intercept and X.shape[0] > _BLOCK
+    cdef bint plain_sgd = path == PER_SAMPLE or path == AFFINE
+    cdef bint affine = path == AFFINE and X.shape[0] > _BLOCK
     cdef Py_ssize_t positions = X.shape[0] if order.shape[0] == 0 else order.shape[0]
     cdef double[:, ::1] maps = np.empty(((positions + _BLOCK - 1) // _BLOCK if affine else 0, 2))
     if batch_size < 1:

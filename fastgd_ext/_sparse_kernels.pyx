@@ -558,10 +558,11 @@ cdef Py_ssize_t _run_epochs(const floating[::1] data, const index_t[::1] indices
 def run_epochs(const floating[::1] data, const index_t[::1] indices, const index_t[::1] indptr,
                const floating[::1] y, floating[::1] params, floating[::1] grad, floating[::1] velocity,
                int64_t[::1] steps, floating[::1] previous, floating[::1] hyper, bint nesterov, bint fit_intercept,
-               bint exact, bint full_batch, Py_ssize_t batch_size, const int64_t[::1] order, double[::1] costs,
+               bint exact, int path, Py_ssize_t batch_size, const int64_t[::1] order, double[::1] costs,
                const int64_t[::1] stop, const double[::1] rates, const floating[::1] loss_spec,
                Py_ssize_t decayed, floating[:, ::1] average, int64_t[::1] averaged, Py_ssize_t d, double floor):
     """Run ``len(costs)`` epochs in place; the number of epochs with a finite cost (see fastgd.kernels)."""
+    cdef bint full_batch = path == 0  # FULL_BATCH of fastgd/kernels/__init__.py
     cdef Py_ssize_t n = indptr.shape[0] - 1
     cdef Py_ssize_t positions = n if order.shape[0] == 0 else order.shape[0]
     cdef double[::1] totals = np.zeros(1 + params.shape[0])

@@ -62,6 +62,49 @@ def test_handle_runs_what_the_driver_runs(cpu_backend, rng):
     np.testing.assert_allclose(state.params[:4], reference.fit(X, y, **kw).w, rtol=1e-9)
 
 
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_kernels_take_the_path_they_are_handed(backend, rng):
+    """The compiled kernels run the plan's path, not one of their own: one-feature
+    plain SGD handed PER_SAMPLE steps sample after sample, handed AFFINE it
+    composes the maps (other bits); both agree with the reference."""
+    from fastgd import _registry
+    from fastgd._state import Training
+
+    kernels, reason = _registry.load(backend)
+    if kernels is None:
+        pytest.skip(f"backend {backend} unavailable: {reason}")
+    n = 3 * kernels.BLOCK  # the maps pay from two blocks
+    X = rng.standard_normal((n, 1))
+    y = 2.0 * X[:, 0] + 0.1 * rng.standard_normal(n)
+    opts = _checks.options(lr=1e-3, epochs=1, batch_size=1)
+    problem = _checks.Problem(X, y, np.zeros(1), False, False)
+    finals = {}
+    for path in (AFFINE, PER_SAMPLE):
+        plan = Plan.of(X, False, opts)._replace(path=path)
+        state = Training(problem, opts, None)
+        handle = Handle(kernels, X, y, plan, state.loss_spec)
+        assert (
+            handle.run_epochs(state, np.empty(0, dtype=np.int64), np.full(1, np.nan), opts.rates(0, 1)) == 1
+        )
+        finals[path] = state.params[0]
+    kw = dict(lr=1e-3, epochs=1, batch_size=1, fit_intercept=False)
+    with fastgd.use(backend):
+        assert finals[AFFINE] == fastgd.fit(X, y, **kw).w[0]  # fit plans AFFINE here
+    assert finals[PER_SAMPLE] != finals[AFFINE]  # a chain of steps, not the composed maps
+    chain = reference.fit(X, y, **kw).w[0]
+    assert finals[PER_SAMPLE] == pytest.approx(chain, rel=1e-9)
+    assert finals[AFFINE] == pytest.approx(chain, rel=1e-9)
+
+
+def test_cython_path_codes_are_the_kernels():
+    """fastgd_ext/_kernels.pyx repeats the path codes of fastgd/kernels/__init__.py."""
+    import fastgd.kernels
+
+    _kernels = pytest.importorskip("fastgd_ext._kernels")
+    assert _kernels.PATHS == {name: getattr(fastgd.kernels, name) for name in _kernels.PATHS}
+    assert len(set(_kernels.PATHS.values())) == len(_kernels.PATHS)
+
+
 def test_option_defaults_are_fits():
     """_checks.options, which the bench and the tests call directly, defaults as fastgd.fit does."""
     from fastgd import _checks

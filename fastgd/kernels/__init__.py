@@ -1,42 +1,51 @@
 """Compute backends: one module per backend, each exposing the same kernels.
 
-Every backend module defines ``NAME`` and three functions with the same
+Every backend module defines ``NAME`` and these functions with the same
 meaning (arrays are handed in already checked, C-contiguous, in the training
 dtype; kernels only do arithmetic):
 
-``sums(X, y, params, fit_intercept, exact, want_gradient) -> float64[1 + p]``
-    ``[Σ r², Σ 2·x_0·r, ..., Σ 2·x_{d-1}·r, (Σ 2·r)]`` over all samples, where
-    ``r = X·w (+ b) − y`` and ``params = [w_0 .. w_{d-1}, (b)]``.
+``sums(X, y, params, fit_intercept, exact, want_gradient, loss_spec) -> float64[1 + p]``
+    ``[Σ ℓ(r), Σ ℓ'(r)·x_0, ..., Σ ℓ'(r)·x_{d-1}, (Σ ℓ'(r))]`` over all
+    samples (for mse ``ℓ(r) = r²``), where ``r = X·w (+ b) − y`` and
+    ``params = [w_0 .. w_{d-1}, (b)]``.
 
 ``predict(X, params, fit_intercept, out)``
     ``out[i] = X[i]·w (+ b)``.
 
 ``run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov,
-fit_intercept, exact, full_batch, batch_size, order, costs, stop) -> int``
-    Runs ``len(costs)`` epochs in place. Each epoch takes the epoch's SGD
-    steps (for ``full_batch``, one step with ``grad``, which holds the mean
-    gradient at ``params`` on entry and on exit), stores the cost over all
-    samples in ``costs[e]`` and, when that cost is finite, copies ``params``
-    into ``previous``: ``previous`` is always the last state whose cost was
+fit_intercept, exact, path, batch_size, order, costs, stop, rates, loss_spec,
+decayed, average, averaged) -> int``
+    Runs ``len(costs)`` epochs in place along ``path`` (one of the codes at
+    the end of this module: the fit's ``fastgd._backend.Plan.path``, decided
+    in Python; a kernel never re-derives it from ``hyper``). Each epoch
+    first sets ``hyper[0] = rates[e]``, then takes the epoch's SGD steps (for
+    ``FULL_BATCH``, one step with ``grad``, which holds the mean gradient at
+    ``params`` on entry and on exit), stores the cost over all samples in
+    ``costs[e]`` and, when that cost is finite, copies ``params`` into
+    ``previous``: ``previous`` is always the last state whose cost was
     finite (the caller seeds it with the starting parameters), even when the
     call is interrupted. Returns the number of epochs whose cost is finite:
-    it stops at the first one that is not. ``hyper = [lr, momentum, 1 - dampening, weight_decay]``;
-    ``steps[0]`` counts steps taken (the first sets the momentum buffer
-    ``velocity``); ``order`` is the visiting order, empty for 0..n-1.
-    ``stop`` is a one-element int64 flag that another thread may set: a
-    kernel that runs without the GIL (``RELEASES_GIL = True``, then it also
-    provides ``thread_setup()``) checks it between blocks of samples and
-    returns early (the epoch in progress is not counted, ``previous`` keeps
-    the last completed one). See fastgd._engine._run_epochs.
+    it stops at the first one that is not. ``hyper = [lr, momentum, 1 −
+    dampening, weight_decay]``; ``steps[0]`` counts steps taken (the first
+    sets the momentum buffer ``velocity``); ``order`` is the visiting order,
+    empty for 0..n-1; ``loss_spec = [loss code, delta, 0.5]``; the first
+    ``decayed`` parameters take weight decay; ``average``/``averaged`` hold
+    the running mean of the iterates (``fastgd/_state.py``). ``stop`` is a
+    one-element int64 flag that another thread may set: a kernel that runs
+    without the GIL (``RELEASES_GIL = True``, then it also provides
+    ``thread_setup()``) checks it between blocks of samples and returns early
+    (the epoch in progress is not counted, ``previous`` keeps the last
+    completed one). See fastgd._engine.
 
 ``run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept,
-exact, batch_size, order, stop) -> bool``
+exact, path, batch_size, order, stop, loss_spec, decayed, average, averaged) -> bool``
     The SGD steps of one pass over the positions ``order`` (a part of an
-    epoch: rows of ``X``, batches of ``batch_size`` consecutive positions),
-    without the cost; False when ``stop`` ended it early. The engine feeds
-    block-shuffled epochs of memory-mapped data through it one segment at a
-    time, so that the order of an epoch is never held whole. Optional: a
-    backend without it gets the whole order in ``run_epochs``.
+    epoch: rows of ``X``, batches of ``batch_size`` consecutive positions;
+    never ``FULL_BATCH``), without the cost; False when ``stop`` ended it
+    early. The engine feeds block-shuffled epochs of memory-mapped data
+    through it one segment at a time, so that the order of an epoch is never
+    held whole. Optional: a backend without it gets the whole order in
+    ``run_epochs``.
 
 ``prepare(X, y, plan) -> data``
     Optional: data placed once per fit (cuda: the device copies of ``X`` and
@@ -64,3 +73,10 @@ the dense sum's sign. A step that leaves the weights without gradient alone
 costs O(nnz of its rows); numba_sparse.py's docstring says which steps those
 are.
 """
+
+# The paths of a fit's epochs (``fastgd._backend.Plan.path``) as the kernels
+# receive them; fastgd_ext/_kernels.pyx repeats the numbers.
+FULL_BATCH = 0  # one step per epoch with the mean gradient of all samples
+PER_SAMPLE = 1  # plain SGD, one sample per step: no momentum, weight decay, averaging; mse
+AFFINE = 2  # PER_SAMPLE with one feature, no intercept, default mode: composed affine maps
+MINI_BATCH = 3  # everything else: the general step of SPEC §3 on batches

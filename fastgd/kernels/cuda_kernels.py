@@ -69,7 +69,7 @@ import warnings
 import numpy as np
 from numba import config, cuda, float64
 
-from fastgd import _backend
+from fastgd.kernels import AFFINE, FULL_BATCH
 
 NAME = "cuda"
 
@@ -405,14 +405,13 @@ def _predict_rows(X, params, fit_intercept, out):
 
 
 class _DeviceData:
-    """Device copies of one fit's X and y, the fit's plan (``fastgd._backend.Plan``,
-    None for a one-off call) and its scratch arrays. Made by :func:`prepare`,
-    held by the fit's ``Handle`` and freed with it."""
+    """Device copies of one fit's X and y and its scratch arrays. Made by
+    :func:`prepare`, held by the fit's ``Handle`` and freed with it."""
 
-    def __init__(self, X, y, plan=None):
+    def __init__(self, X, y):
         self.X = cuda.to_device(X)
         self.y = None if y is None else cuda.to_device(y)
-        self.shape, self.dtype, self.plan = X.shape, X.dtype, plan
+        self.shape, self.dtype = X.shape, X.dtype
         self._scratch = {}
 
     def scratch(self, name, shape, dtype):
@@ -462,7 +461,7 @@ def _launch_sums(data, d_params, fit_intercept, width, d_status, partials):
 def prepare(X, y, plan):
     """The device copies of a fit's data, copied once (the handle passes them as ``X``)."""
     with _quiet_launches():
-        return _DeviceData(X, y, plan)
+        return _DeviceData(X, y)
 
 
 def check_options(opts, full_batch):
@@ -503,7 +502,7 @@ def predict(X, params, fit_intercept, out):
 
 
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-               full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
+               path, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
     # Launches return to Python at once, so Ctrl-C arrives between them;
     # ``stop`` (part of the interface) is not needed here. Epochs at one rate
     # are queued together; a schedule splits the call where the rate changes.
@@ -515,33 +514,28 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
             same += 1
         hyper[0] = rates[done]
         finite = _run_epochs_at_one_rate(X, y, params, grad, velocity, steps, previous, hyper, nesterov,
-                                         fit_intercept, exact, full_batch, batch_size, order,
-                                         costs[done : done + same], loss_spec)
+                                         fit_intercept, path, batch_size, order, costs[done : done + same])
         if finite < same:
             return done + finite
         done += same
     return done
 
 
-def _run_epochs_at_one_rate(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-                            full_batch, batch_size, order, costs, loss_spec):
+def _run_epochs_at_one_rate(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept,
+                            path, batch_size, order, costs):
     count = costs.shape[0]
     if count == 0:
         return 0
-    n, d = X.shape
+    n = X.shape[0]
     p = params.shape[0]
+    full_batch = path == FULL_BATCH
+    affine = path == AFFINE
     fit_intercept = bool(fit_intercept)
     nesterov = bool(nesterov)
     natural = order.shape[0] == 0
     width = 1 + p if full_batch else 1
     with _quiet_launches():
         data = _device_data(X, y)
-        if data.plan is not None:
-            path = data.plan.path
-        else:  # a call outside a fit: the plan's rule on the arguments (check_options refused averaging)
-            path = _backend.path_of(n, d, None if full_batch else batch_size, fit_intercept, exact,
-                                    hyper[1], hyper[3], int(loss_spec[0]), 0)
-        affine = path == _backend.AFFINE
         partials = data.scratch("partials", (_blocks(n), 1 + p), np.float64)
         totals = data.scratch("totals", (1 + p,), np.float64)
         d_params = cuda.to_device(params)

@@ -45,14 +45,14 @@ def predict(X, params, fit_intercept, out):
 
 
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-               full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
+               path, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
     """Run ``len(costs)`` epochs in place; returns the epochs with a finite cost (see fastgd.kernels)."""
     return _kernels.run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov,
-                               fit_intercept, exact, full_batch, batch_size, order, costs, stop, rates,
+                               fit_intercept, exact, path, batch_size, order, costs, stop, rates,
                                loss_spec, decayed, average, averaged)
 
 
-def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, path, batch_size, order,
               stop, loss_spec, decayed, average, averaged):
     """The SGD steps of one pass over ``order``; True (see fastgd.kernels)."""
     return _kernels.run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,

@@ -46,15 +46,15 @@ def predict(X, params, fit_intercept, out):
 
 
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-               full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
+               path, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
     """Run ``len(costs)`` epochs in place; the epochs with a finite cost (see fastgd.kernels)."""
     return _sparse_kernels.run_epochs(X.data, X.indices, X.indptr, y, params, grad, velocity, steps, previous,
-                                      hyper, nesterov, fit_intercept, exact, full_batch, batch_size, order, costs,
+                                      hyper, nesterov, fit_intercept, exact, path, batch_size, order, costs,
                                       stop, rates, loss_spec, decayed, average, averaged, X.n_features,
                                       _sparse_kernels.SCALE_FLOOR[params.dtype])
 
 
-def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, path, batch_size, order,
               stop, loss_spec, decayed, average, averaged):
     """The SGD steps of one pass over ``order``; False when ``stop`` ended it (see fastgd.kernels)."""
     return _sparse_kernels.run_steps(X.data, X.indices, X.indptr, y, params, grad, velocity, steps, hyper,

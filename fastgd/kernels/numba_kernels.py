@@ -48,6 +48,7 @@ import threading
 import numba
 import numpy as np
 
+from fastgd.kernels import AFFINE, FULL_BATCH, PER_SAMPLE
 from fastgd.kernels._numba_jit import jit, prange  # first: a missing numba is reported as such
 from fastgd.kernels._numba_lanes import (
     _gradient_block_lanes,
@@ -580,16 +581,10 @@ def _apply_maps(X, y, params, hyper, order, maps):
 
 
 @jit
-def _plain_sgd(hyper, batch_size, loss_spec, averaged):
-    """Per-sample steps that are plain SGD: no momentum or weight decay, mse, no averaging."""
-    return batch_size == 1 and hyper[1] == 0 and hyper[3] == 0 and int(loss_spec[0]) == 0 and averaged[2] == 0
-
-
-@jit
-def _affine_path(X, hyper, fit_intercept, exact, full_batch, batch_size, loss_spec, averaged):
-    """Whether the steps are one-feature plain SGD run as composed affine maps."""
-    return (not full_batch and _plain_sgd(hyper, batch_size, loss_spec, averaged) and not exact
-            and X.shape[1] == 1 and not fit_intercept and X.shape[0] > BLOCK)
+def _maps_pay(X, path):
+    """Whether the plan's path (fastgd/_backend.py) runs as composed affine maps
+    here: an AFFINE plan on data of one block takes per-sample steps instead."""
+    return path == AFFINE and X.shape[0] > BLOCK
 
 
 @jit
@@ -604,7 +599,7 @@ def _affine_setup(X, y, hyper, order, affine):
 
 
 @jit
-def _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+def _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, path, batch_size, order,
            acc, maps, stop, loss_spec, decayed, average, averaged):
     """The SGD steps of one pass over ``order`` (batches, plain per-sample SGD or
     the affine maps ``maps``); False when ``stop[0]`` ended the pass early."""
@@ -612,7 +607,7 @@ def _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, 
         _apply_maps(X, y, params, hyper, order, maps)
         steps[0] += _positions(X, order)
         return True
-    if _plain_sgd(hyper, batch_size, loss_spec, averaged):
+    if path == PER_SAMPLE or path == AFFINE:
         if not _sgd_steps(X, y, params, hyper, fit_intercept, exact, order, stop):
             return False
         steps[0] += _positions(X, order)
@@ -623,11 +618,11 @@ def _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, 
 
 @jit(nogil=True)
 def _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-                full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
+                path, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
     n = X.shape[0]
     p = params.shape[0]
     acc = np.zeros(1 + p)
-    affine = _affine_path(X, hyper, fit_intercept, exact, full_batch, batch_size, loss_spec, averaged)
+    affine = _maps_pay(X, path)
     maps = np.empty((0, 2))
     maps_rate = np.nan
     for e in range(costs.shape[0]):
@@ -639,7 +634,7 @@ def _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, 
             # same for every epoch of this call at the same rate.
             maps = _affine_setup(X, y, hyper, order, True)
             maps_rate = hyper[0]
-        if full_batch:
+        if path == FULL_BATCH:
             _step(params, grad, velocity, steps, hyper, nesterov, decayed)
             _average(params, steps, average, averaged)
             totals = _sums(X, y, params, fit_intercept, exact, True, loss_spec)
@@ -647,7 +642,7 @@ def _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, 
                 grad[j] = totals[1 + j] / n
         else:
             if not _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
-                          batch_size, order, acc, maps, stop, loss_spec, decayed, average, averaged):
+                          path, batch_size, order, acc, maps, stop, loss_spec, decayed, average, averaged):
                 return e
             totals = _sums(X, y, params, fit_intercept, exact, False, loss_spec)
         costs[e] = totals[0] / n
@@ -660,13 +655,12 @@ def _run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, 
 
 
 @jit(nogil=True)
-def _run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
-               stop, loss_spec, decayed, average, averaged):
+def _run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, path, batch_size,
+               order, stop, loss_spec, decayed, average, averaged):
     acc = np.zeros(1 + params.shape[0])
-    maps = _affine_setup(X, y, hyper, order, _affine_path(X, hyper, fit_intercept, exact, False, batch_size,
-                                                          loss_spec, averaged))
-    return _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
-                  acc, maps, stop, loss_spec, decayed, average, averaged)
+    maps = _affine_setup(X, y, hyper, order, _maps_pay(X, path))
+    return _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, path, batch_size,
+                  order, acc, maps, stop, loss_spec, decayed, average, averaged)
 
 
 # Rows per chunk of the Gram sums: a chunk of the block, its values widened to
@@ -841,8 +835,8 @@ def predict(X, params, fit_intercept, out):
 
 
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-               full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
-    args = (X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact, full_batch,
+               path, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
+    args = (X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact, path,
             batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged)
     if X.size < PARALLEL_MIN:
         return _run_epochs(*args)
@@ -850,10 +844,10 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
         return _run_epochs(*args)
 
 
-def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
-              stop, loss_spec, decayed, average, averaged):
-    args = (X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order, stop,
-            loss_spec, decayed, average, averaged)
+def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, path, batch_size,
+              order, stop, loss_spec, decayed, average, averaged):
+    args = (X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, path, batch_size, order,
+            stop, loss_spec, decayed, average, averaged)
     if X.size < PARALLEL_MIN:
         return _run_steps(*args)
     with _parallel_guard():

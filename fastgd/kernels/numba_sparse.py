@@ -48,6 +48,7 @@ import math
 
 import numpy as np
 
+from fastgd.kernels import FULL_BATCH
 from fastgd.kernels._numba_jit import jit, prange  # first: a missing numba is reported as such
 from fastgd.kernels.numba_kernels import (
     BLOCK,
@@ -478,7 +479,7 @@ def _steps(data, indices, indptr, y, params, grad, velocity, steps, hyper, neste
 
 @jit(nogil=True)
 def _run_epochs(data, indices, indptr, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept,
-                exact, full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged,
+                exact, path, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged,
                 d, floor):
     n = indptr.shape[0] - 1
     p = params.shape[0]
@@ -486,7 +487,7 @@ def _run_epochs(data, indices, indptr, y, params, grad, velocity, steps, previou
         if stop[0] != 0:
             return e
         hyper[0] = rates[e]
-        if full_batch:
+        if path == FULL_BATCH:
             _step(params, grad, velocity, steps, hyper, nesterov, decayed)
             _average(params, steps, average, averaged)
             totals = _sums(data, indices, indptr, y, params, d, fit_intercept, exact, True, loss_spec)
@@ -532,15 +533,15 @@ def predict(X, params, fit_intercept, out):
 
 
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-               full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
+               path, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
     """Run ``len(costs)`` epochs in place; the epochs with a finite cost (see fastgd.kernels)."""
     with _guard(X):
         return _run_epochs(X.data, X.indices, X.indptr, y, params, grad, velocity, steps, previous, hyper, nesterov,
-                           fit_intercept, exact, full_batch, batch_size, order, costs, stop, rates, loss_spec,
+                           fit_intercept, exact, path, batch_size, order, costs, stop, rates, loss_spec,
                            decayed, average, averaged, X.n_features, SCALE_FLOOR[params.dtype])
 
 
-def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, path, batch_size, order,
               stop, loss_spec, decayed, average, averaged):
     """The SGD steps of one pass over ``order``; False when ``stop`` ended it (see fastgd.kernels)."""
     return _run_steps(X.data, X.indices, X.indptr, y, params, grad, velocity, steps, hyper, nesterov,

@@ -17,6 +17,7 @@ import numpy as np
 
 # SGDRegressor's per-sample chain has nothing to vectorise: the reference's loop.
 from fastgd._sgd_regressor_reference import sgd_regressor_epochs  # noqa: F401
+from fastgd.kernels import FULL_BATCH
 
 NAME = "numpy"
 BLOCK = 4096  # the same blocks as numba_kernels.BLOCK
@@ -146,7 +147,7 @@ def _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, 
 
 @_quiet
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-               full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
+               path, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
     # numpy returns to Python between operations, so Ctrl-C arrives on its
     # own; ``stop`` is part of the interface (and honoured between epochs).
     n = X.shape[0]
@@ -154,7 +155,7 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
         if stop[0] != 0:
             return e
         hyper[0] = rates[e]
-        if full_batch:
+        if path == FULL_BATCH:
             _step(params, grad, velocity, steps, hyper, nesterov, decayed)
             _average(params, steps, average, averaged)
             totals = sums(X, y, params, fit_intercept, exact, True, loss_spec)
@@ -173,7 +174,7 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
 
 
 @_quiet
-def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, path, batch_size, order,
               stop, loss_spec, decayed, average, averaged):
     _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order, loss_spec,
            decayed, average, averaged)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastgd.kernels import FULL_BATCH
 from fastgd.kernels.numpy_kernels import _average, _loss_terms, _quiet, _step
 
 NAME = "numpy"
@@ -125,14 +126,14 @@ def _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, 
 
 @_quiet
 def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-               full_batch, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
+               path, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
     """Run ``len(costs)`` epochs in place; the epochs with a finite cost (see fastgd.kernels)."""
     n = X.shape[0]
     for e in range(costs.shape[0]):
         if stop[0] != 0:
             return e
         hyper[0] = rates[e]
-        if full_batch:
+        if path == FULL_BATCH:
             _step(params, grad, velocity, steps, hyper, nesterov, decayed)
             _average(params, steps, average, averaged)
             totals = sums(X, y, params, fit_intercept, exact, True, loss_spec)
@@ -151,7 +152,7 @@ def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, f
 
 
 @_quiet
-def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, batch_size, order,
+def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, path, batch_size, order,
               stop, loss_spec, decayed, average, averaged):
     """The SGD steps of one pass over ``order``; True (see fastgd.kernels)."""
     _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order, loss_spec,
