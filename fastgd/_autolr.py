@@ -19,9 +19,9 @@ import numpy as np
 
 from fastgd import _sparse
 
-# Rows per block of the squared norms: a memory-mapped X larger than memory
+# Rows per pass of the squared norms: a memory-mapped X larger than memory
 # is read once, in pieces, never as one float64 temporary of n norms.
-_BLOCK_ROWS = 1 << 16
+_ROWS_AT_ONCE = 1 << 16
 # Squares per cumsum call of the dense norms (an 8 MiB float64 temporary).
 _CUMSUM_VALUES = 1 << 20
 
@@ -33,7 +33,7 @@ def auto_lr(X: Any, intercept_column: bool, full_batch: bool, weight_decay: Any)
     ----------
     X : ndarray of shape (n,) or (n, d), or sparse
         The training matrix (1-D: one feature); memory-mapped arrays are read
-        in blocks; scipy.sparse matrices (or a ``fastgd._sparse.CSR``) by
+        in passes of rows; scipy.sparse matrices (or a ``fastgd._sparse.CSR``) by
         their stored values.
     intercept_column : bool
         Count the intercept as a feature of constant 1.
@@ -51,11 +51,11 @@ def auto_lr(X: Any, intercept_column: bool, full_batch: bool, weight_decay: Any)
     if isinstance(weight_decay, (bool, np.bool_)) or not isinstance(weight_decay, numbers.Real):
         return "auto"
     rows = _sparse.as_csr(X, "X")[0] if _sparse.is_sparse(X) else X.reshape(X.shape[0], -1)
-    if rows.shape[0] <= _BLOCK_ROWS:
+    if rows.shape[0] <= _ROWS_AT_ONCE:
         norms = _squared_norms(rows, intercept_column)
         scale = float(norms.mean() if full_batch else norms.max())
     else:
-        scale = _blocked_scale(rows, intercept_column, full_batch)
+        scale = _scale_in_passes(rows, intercept_column, full_batch)
     return _rate(scale, weight_decay)
 
 
@@ -87,16 +87,16 @@ def _squared_norms(rows: Any, intercept_column: bool) -> np.ndarray:
         return norms + float(intercept_column)
 
 
-def _blocked_scale(rows: Any, intercept_column: bool, full_batch: bool) -> float:
-    """Mean (or max) of the squared norms, one block of rows at a time."""
+def _scale_in_passes(rows: Any, intercept_column: bool, full_batch: bool) -> float:
+    """Mean (or max) of the squared norms, _ROWS_AT_ONCE rows at a time."""
     total, largest = 0.0, 0.0
-    for start in range(0, rows.shape[0], _BLOCK_ROWS):
-        block = (
-            _sparse.take_rows(rows, np.arange(start, min(rows.shape[0], start + _BLOCK_ROWS)))
+    for start in range(0, rows.shape[0], _ROWS_AT_ONCE):
+        part = (
+            _sparse.take_rows(rows, np.arange(start, min(rows.shape[0], start + _ROWS_AT_ONCE)))
             if _sparse.is_csr(rows)
-            else rows[start : start + _BLOCK_ROWS]
+            else rows[start : start + _ROWS_AT_ONCE]
         )
-        norms = _squared_norms(block, intercept_column)
+        norms = _squared_norms(part, intercept_column)
         total += float(norms.sum())
         largest = max(largest, float(norms.max()))
     return total / rows.shape[0] if full_batch else largest

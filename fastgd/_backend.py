@@ -126,7 +126,7 @@ class Handle:
             _checks.check_finite(self.X, "X")
 
     @property
-    def block(self) -> int:
+    def kernel_block(self) -> int:
         """The kernels' block of samples (segments of an epoch are cut at its multiples)."""
         return int(getattr(self.kernels, "BLOCK", 1))
 

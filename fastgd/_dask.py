@@ -248,8 +248,8 @@ def train(
     client = _active_client()
     if client is not None:
         X, y = client.persist([X, y])
-    x_blocks = X.to_delayed().ravel().tolist()
-    y_blocks = y.to_delayed().ravel().tolist()
+    x_chunks = X.to_delayed().ravel().tolist()
+    y_chunks = y.to_delayed().ravel().tolist()
     from fastgd import _gram
 
     if _gram.chosen(opts, n, d, kernels):
@@ -258,16 +258,16 @@ def train(
         _gram.check(opts, n)
         gram = dask.delayed(_chunk_gram, pure=True)
         M = _in_chunk_order(
-            dask.compute(*[gram(xb, yb, fit_intercept, name, dtype) for xb, yb in zip(x_blocks, y_blocks)])
+            dask.compute(*[gram(xb, yb, fit_intercept, name, dtype) for xb, yb in zip(x_chunks, y_chunks)])
         )
         if not np.isfinite(M).all():
-            _raise_if_not_finite(x_blocks, y_blocks)
+            _raise_if_not_finite(x_chunks, y_chunks)
         mse = np.array([0, 1.0, 0.5], dtype=dtype)
         plan = Plan.of(X, fit_intercept, opts)
 
         def stream(at: np.ndarray) -> np.ndarray:
             sums = dask.delayed(_chunk_sums, pure=True)
-            tasks = [sums(xb, yb, at, plan, name, mse, True, False) for xb, yb in zip(x_blocks, y_blocks)]
+            tasks = [sums(xb, yb, at, plan, name, mse, True, False) for xb, yb in zip(x_chunks, y_chunks)]
             return _in_chunk_order(dask.compute(*tasks))
 
         return _gram.train(
@@ -277,7 +277,7 @@ def train(
     rng = np.random.default_rng(opts.seed) if opts.shuffle else None
 
     def chunks(kernels: Any, X: Any, y: Any, plan: Plan, loss_spec: np.ndarray) -> Handle:
-        return ChunkHandle(kernels, X, y, plan, loss_spec, x_blocks, y_blocks, rng)
+        return ChunkHandle(kernels, X, y, plan, loss_spec, x_chunks, y_chunks, rng)
 
     problem = _checks.Problem(X, y, params, scalar_model, fit_intercept)
     return _engine.run(problem, opts, kernels, state, prepare=chunks)
@@ -304,13 +304,13 @@ class ChunkHandle(Handle):
         y: Any,
         plan: Plan,
         loss_spec: np.ndarray,
-        x_blocks: List[Any],
-        y_blocks: List[Any],
+        x_chunks: List[Any],
+        y_chunks: List[Any],
         rng: Optional[np.random.Generator],
     ) -> None:
         self.kernels, self.name = kernels, kernels.NAME
         self.X, self.y, self.plan, self.loss_spec = X, y, plan, loss_spec
-        self.x_blocks, self.y_blocks, self.rng = x_blocks, y_blocks, rng
+        self.x_chunks, self.y_chunks, self.rng = x_chunks, y_chunks, rng
         self.chunk_sizes = list(X.chunks[0])
 
     def sums(self, params: np.ndarray, want_gradient: bool, exact: Optional[bool] = None) -> np.ndarray:
@@ -320,12 +320,12 @@ class ChunkHandle(Handle):
         sums = dask.delayed(_chunk_sums, pure=True)
         tasks = [
             sums(xb, yb, params, self.plan, self.name, self.loss_spec, want_gradient, exact)
-            for xb, yb in zip(self.x_blocks, self.y_blocks)
+            for xb, yb in zip(self.x_chunks, self.y_chunks)
         ]
         return _in_chunk_order(dask.compute(*tasks))
 
     def check_data(self) -> None:
-        _raise_if_not_finite(self.x_blocks, self.y_blocks)
+        _raise_if_not_finite(self.x_chunks, self.y_chunks)
 
     def run_epochs(self, state: Training, order: np.ndarray, costs: np.ndarray, rates: np.ndarray) -> int:
         n = self.X.shape[0]
@@ -350,8 +350,8 @@ class ChunkHandle(Handle):
         moved = None
         for k, rows in _chunk_visits(self.chunk_sizes, self.rng):
             carried, moved = run(
-                self.x_blocks[k],
-                self.y_blocks[k],
+                self.x_chunks[k],
+                self.y_chunks[k],
                 carried,
                 s.hyper,
                 plan,
@@ -362,7 +362,7 @@ class ChunkHandle(Handle):
             )
         tasks = [
             cost(xb, yb, moved, plan, self.name, s.loss_spec, False)
-            for xb, yb in zip(self.x_blocks, self.y_blocks)
+            for xb, yb in zip(self.x_chunks, self.y_chunks)
         ]
         final, *partials = dask.compute(carried, *tasks)
         for target, value in zip((s.params, s.velocity, s.steps, s.average, s.averaged), final):
@@ -381,12 +381,12 @@ class ChunkHandle(Handle):
         return totals[0]
 
 
-def _raise_if_not_finite(x_blocks: List[Any], y_blocks: List[Any]) -> None:
+def _raise_if_not_finite(x_chunks: List[Any], y_chunks: List[Any]) -> None:
     """ValueError naming X or y when a chunk holds NaN or infinity (one more round trip)."""
     import dask
 
     check = dask.delayed(_chunk_finite, pure=True)
-    flags = np.array(dask.compute(*[check(xb, yb) for xb, yb in zip(x_blocks, y_blocks)]))
+    flags = np.array(dask.compute(*[check(xb, yb) for xb, yb in zip(x_chunks, y_chunks)]))
     if not flags[:, 0].all():
         raise ValueError("X contains NaN or infinity")
     if not flags[:, 1].all():

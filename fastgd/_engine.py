@@ -244,7 +244,7 @@ def run(
     orders = epoch_orders(n, shuffled, opts.seed, block)
     segments = None
     if shuffled and block is not None and n > block and handle.has_steps:
-        rows = segment_rows(plan.batch_size, handle.block)
+        rows = segment_rows(plan.batch_size, handle.kernel_block)
         segments = block_shuffled_segments(n, opts.seed, block, rows)
     # One kernel call runs many epochs, unless Python is needed between epochs
     # (a callback, or a fresh permutation). Scheduled rates are evaluated for

@@ -40,7 +40,7 @@ from fastgd._state import OptimizerState, Training
 from fastgd.errors import DivergenceError, FitInterrupted, warn_if_runaway
 
 # Rows per einsum call of the numpy statistics (a bounded float64 temporary).
-_BLOCK_ROWS = 1 << 16
+_ROWS_AT_ONCE = 1 << 16
 # A streaming pass re-anchors the quadratic form when the magnitude of its
 # terms exceeds the cost by this factor (the cost has fallen by about this
 # much since the last anchor): the form's relative error stays near
@@ -69,14 +69,14 @@ def numpy_statistics(X: np.ndarray, y: np.ndarray, fit_intercept: bool) -> np.nd
     n, d = X.shape
     p = d + int(fit_intercept)
     total = np.zeros((p + 1, p + 1))
-    for start in range(0, n, _BLOCK_ROWS):
-        rows = slice(start, start + _BLOCK_ROWS)
-        block = np.empty((X[rows].shape[0], p + 1))
-        block[:, :d] = X[rows]
+    for start in range(0, n, _ROWS_AT_ONCE):
+        rows = slice(start, start + _ROWS_AT_ONCE)
+        a = np.empty((X[rows].shape[0], p + 1))
+        a[:, :d] = X[rows]
         if fit_intercept:
-            block[:, d] = 1.0
-        block[:, p] = y[rows]
-        total += np.einsum("ij,ik->jk", block, block)
+            a[:, d] = 1.0
+        a[:, p] = y[rows]
+        total += np.einsum("ij,ik->jk", a, a)
     return total
 
 

@@ -100,8 +100,8 @@ def test_estimator_uses_the_same_auto_lr():
 
 
 @pytest.mark.parametrize("full_batch", [True, False])
-def test_auto_lr_in_blocks_equals_all_at_once(full_batch):
-    X = np.random.default_rng(0).standard_normal((3 * _autolr._BLOCK_ROWS + 5, 2))
+def test_auto_lr_in_passes_equals_all_at_once(full_batch):
+    X = np.random.default_rng(0).standard_normal((3 * _autolr._ROWS_AT_ONCE + 5, 2))
     norms = (X * X).sum(axis=1) + 1.0
     scale = norms.mean() if full_batch else norms.max()
     assert _autolr.auto_lr(X, True, full_batch, 0.5) == pytest.approx(1.0 / (2.0 * scale + 0.5), rel=1e-12)
