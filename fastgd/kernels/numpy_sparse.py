@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastgd.kernels import FULL_BATCH
-from fastgd.kernels.numpy_kernels import _average, _loss_terms, _quiet, _step
+from fastgd.kernels.numpy_kernels import _average, _loss_terms, _quiet, _step, epoch_functions
 
 NAME = "numpy"
 BLOCK = 4096
@@ -124,37 +123,4 @@ def _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, 
         _average(params, steps, average, averaged)
 
 
-@_quiet
-def run_epochs(X, y, params, grad, velocity, steps, previous, hyper, nesterov, fit_intercept, exact,
-               path, batch_size, order, costs, stop, rates, loss_spec, decayed, average, averaged):
-    """Run ``len(costs)`` epochs in place; the epochs with a finite cost (see fastgd.kernels)."""
-    n = X.shape[0]
-    for e in range(costs.shape[0]):
-        if stop[0] != 0:
-            return e
-        hyper[0] = rates[e]
-        if path == FULL_BATCH:
-            _step(params, grad, velocity, steps, hyper, nesterov, decayed)
-            _average(params, steps, average, averaged)
-            totals = sums(X, y, params, fit_intercept, exact, True, loss_spec)
-            grad[:] = totals[1:] / n
-        else:
-            _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order,
-                   loss_spec, decayed, average, averaged)
-            totals = sums(X, y, params, fit_intercept, exact, False, loss_spec)
-        costs[e] = totals[0] / n
-        if not np.isfinite(costs[e]):
-            return e
-        previous[:] = params
-        average[1] = average[0]
-        averaged[1] = averaged[0]
-    return costs.shape[0]
-
-
-@_quiet
-def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact, path, batch_size, order,
-              stop, loss_spec, decayed, average, averaged):
-    """The SGD steps of one pass over ``order``; True (see fastgd.kernels)."""
-    _steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, batch_size, order, loss_spec,
-           decayed, average, averaged)
-    return True
+run_epochs, run_steps = epoch_functions(sums, _steps)
