@@ -56,7 +56,7 @@ def run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercep
               stop, loss_spec, decayed, average, averaged):
     """The SGD steps of one pass over ``order``; True (see fastgd.kernels)."""
     return _kernels.run_steps(X, y, params, grad, velocity, steps, hyper, nesterov, fit_intercept, exact,
-                              batch_size, order, stop, loss_spec, decayed, average, averaged)
+                              path, batch_size, order, stop, loss_spec, decayed, average, averaged)
 
 
 def unavailable_reason() -> Optional[str]:
