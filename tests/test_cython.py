@@ -1,4 +1,4 @@
-"""The Cython backend (fastgd_ext): present, exact, equal to numba, thread-count independent,
+"""The Cython backend (fastgd_ext): present, equal to numba, thread-count independent,
 and the default when numba cannot be imported.
 
 Nothing here skips because the extension is missing: a missing ``.so`` fails
@@ -19,7 +19,6 @@ import pytest
 from conftest import linear_data
 
 import fastgd
-import fastgd.reference as reference
 from helpers import OPTIMIZERS, assert_bitwise_equal, assert_close
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,50 +140,13 @@ def test_extension_float_types_only():
         _kernels.sums(X, X[:, 0], np.ones(1, dtype=np.int64), False, True, True)
 
 
-# (d) bitwise against the reference (exact) and numba (default) ---------------------------
+# (d) numba's bits in the default mode ---------------------------------------------------
 
 
-@pytest.fixture
-def cython_backend():
-    with fastgd.use("cython"):
-        yield
-
-
-# The exact-mode and float32 grids over every option are test_backends.py's
-# (its cpu_backend fixture includes cython); here only what is cython's own.
-
-
-def test_exact_bitwise_reference_over_blocks(cython_backend, rng):
-    # Larger than a block: exact mode must still sum sequentially.
-    X, y = linear_data(rng, 2 * 4096 + 17, 2)
-    kw = dict(lr=0.1, epochs=2, fit_intercept=True, momentum=0.3)
-    assert_bitwise_equal(fastgd.fit(X, y, exact=True, **kw), reference.fit(X, y, **kw))
-
-
-def _flat(value):
-    """A value of forward/loss/cost/gradient (scalar, array or a (dw, db) tuple) as float64[:]."""
-    parts = value if isinstance(value, tuple) else (value,)
-    return np.hstack([np.atleast_1d(np.asarray(part, dtype=np.float64)) for part in parts])
-
-
-def test_model_functions_bitwise_reference(cython_backend, rng):
-    X, y = linear_data(rng, 37, 4)
-    w = rng.standard_normal(4)
-    for b in (None, 0.25):
-        for got, expected in [
-            (fastgd.forward(X, w, b), reference.forward(X, w, b)),
-            (fastgd.loss(X, y, w, b), reference.loss(X, y, w, b)),
-            (fastgd.cost(X, y, w, b), reference.cost(X, y, w, b)),
-            (fastgd.gradient(X, y, w, b), reference.gradient(X, y, w, b)),
-        ]:
-            assert _flat(got).tobytes() == _flat(expected).tobytes()
-    assert fastgd.forward(3.0, 2.0, 0.5) == reference.forward(3.0, 2.0, 0.5)
-
-
-def test_predict_parallel_path(cython_backend, rng):
-    X, _ = linear_data(rng, 3 * 4096 + 5, 3)  # above BLOCK: the prange loop
-    w = rng.standard_normal(3)
-    assert fastgd.forward(X, w, -1.5).tobytes() == reference.forward(X, w, -1.5).tobytes()
+# The grids against the reference (exact mode bit for bit, the default mode within
+# 1e-9, float32, the model functions, prediction and exact sums over several blocks,
+# divergence, the caller's arrays) are test_backends.py's: its backend fixtures include
+# cython. Here what is cython's own: numba's bits in the default mode too.
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -231,28 +193,6 @@ def test_default_mode_bitwise_numba(rng, dtype, d, fit_intercept, batch_size, op
         return
     assert_bitwise_equal(got, expected)
     assert float(got_cost).hex() == float(expected_cost).hex()
-
-
-def test_divergence_inside_one_kernel_call(cython_backend):
-    # Several epochs run in one run_epochs call; the break must match the reference's.
-    X, y = [1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 6.0, 8.0]
-    errors = []
-    for module in (reference, fastgd):
-        with pytest.raises(fastgd.DivergenceError) as info:
-            module.gd(X, y, lr=10.0, epochs=1000)
-        errors.append(info.value)
-    got, expected = errors[1], errors[0]
-    assert got.epoch == expected.epoch
-    assert_bitwise_equal(got.fit, expected.fit)
-
-
-def test_caller_arrays_untouched(cython_backend, rng):
-    X, y = linear_data(rng, 50, 2)
-    w0 = np.array([0.5, -0.5])
-    copies = X.copy(), y.copy(), w0.copy()
-    fastgd.sgd(X, y, w0=w0, lr=0.01, epochs=2, shuffle=True, seed=0)
-    for before, after in zip(copies, (X, y, w0)):
-        assert before.tobytes() == after.tobytes()
 
 
 # (b) numba cannot be imported: cython is the default, with the same results -------------------

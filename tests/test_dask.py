@@ -1,5 +1,8 @@
-"""Fits on dask arrays: a real distributed.LocalCluster (2 worker processes, 1
-thread each, on 127.0.0.1) against the in-memory fit and the reference."""
+"""Fits on dask arrays: a real distributed.LocalCluster (conftest.py's ``client``: 2
+worker processes, 1 thread each, on 127.0.0.1) against the in-memory fit.
+
+The options grid on dask against the reference is tests/test_backends.py's (its
+``dask`` parameter); here the cluster's own behaviour."""
 
 from __future__ import annotations
 
@@ -10,31 +13,14 @@ import time
 
 import numpy as np
 import pytest
-from conftest import linear_data
 
 import fastgd
-import fastgd.reference as reference
-from helpers import OPTIMIZERS, assert_close, interrupt_after
+from helpers import interrupt_after
 
 da = pytest.importorskip("dask.array")
-distributed = pytest.importorskip("distributed")
+pytest.importorskip("distributed")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=":0",
-        env={"NUMBA_NUM_THREADS": "1"},  # any free port: runs may overlap
-    )
-    with distributed.Client(cluster) as c:
-        yield c
-    cluster.close()
 
 
 @pytest.fixture
@@ -251,20 +237,6 @@ def test_cluster_sgd_divergence_hands_back_the_last_finite_epoch(client, data):
         fastgd.fit(X, y, **kw)
     assert on_cluster.value.epoch == in_memory.value.epoch
     _close(on_cluster.value.fit, in_memory.value.fit, rtol=1e-6)
-
-
-@pytest.mark.parametrize("scalar", [False, True])
-@pytest.mark.parametrize("fit_intercept", [False, True])
-@pytest.mark.parametrize("batch_size", [None, 1, 7])
-@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-def test_cluster_options_grid_against_the_reference(client, scalar, fit_intercept, batch_size, optimizer):
-    """The backend grid's options (tests/test_backends.py) on dask, three chunks of whole
-    batches, against the reference in default mode (SPEC §4: within 1e-9)."""
-    X, y = linear_data(np.random.default_rng(5), 42, 3, scalar=scalar)
-    kw = dict(lr=0.02, epochs=4, batch_size=batch_size, fit_intercept=fit_intercept, **OPTIMIZERS[optimizer])
-    got = fastgd.fit(da.from_array(X, chunks=14), da.from_array(y, chunks=14), **kw)
-    assert got.backend in ("numba", "cython", "numpy")
-    assert_close(got, reference.fit(X, y, **kw), rtol=1e-9, atol=1e-12)
 
 
 def test_cluster_sgd_one_chunk_exact_is_bitwise(client, data):

@@ -2,7 +2,7 @@
 reference on ``X.toarray()`` — bit for bit with ``exact=True``, to 1e-9 in the
 default mode — over formats, dtypes, index dtypes and the optimizer options;
 the structure's corner cases; memory-mapped CSR out of core; the estimator;
-cuda's refusal (on numba's CUDA simulator)."""
+cuda's refusal (on numba's CUDA simulator, in this process: conftest.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import _require, fast_simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -269,32 +270,15 @@ def test_errors_name_the_argument():
 
 
 def test_cuda_refuses_sparse_x_by_name():
-    """On numba's CUDA simulator, in a subprocess (numba reads the switch once)."""
-    script = textwrap.dedent(
-        """
-        import numpy as np, scipy.sparse as sp, fastgd
-        fastgd.use("cuda")
-        try:
-            fastgd.gd(sp.csr_matrix(np.eye(3)), [1.0, 2.0, 3.0])
-        except ValueError as exc:
-            print("ValueError:", exc)
-        try:
-            fastgd.forward(sp.csr_matrix(np.eye(3)), np.ones(3))
-        except ValueError as exc:
-            print("ValueError:", exc)
-        print(fastgd.gd(np.eye(3), [1.0, 2.0, 3.0], epochs=2).backend)
-        """
-    )
-    env = {k: v for k, v in os.environ.items() if k != "FASTGD_BACKEND"}
-    env.update(NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=ROOT + os.pathsep + env.get("PYTHONPATH", ""))
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
-    )
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.strip().split("\n")
-    assert lines[0].startswith("ValueError: X is sparse: the cuda backend") and "toarray" in lines[0]
-    assert lines[1].startswith("ValueError: X is sparse: the cuda backend")
-    assert lines[2] == "cuda"
+    """On numba's CUDA simulator (conftest.py), or a GPU with FASTGD_TEST_GPU=1."""
+    _require("cuda")
+    with fastgd.use("cuda"), fast_simulator():
+        with pytest.raises(ValueError, match="X is sparse: the cuda backend") as info:
+            fastgd.gd(sparse.csr_matrix(np.eye(3)), [1.0, 2.0, 3.0])
+        assert "toarray" in str(info.value)
+        with pytest.raises(ValueError, match="X is sparse: the cuda backend"):
+            fastgd.forward(sparse.csr_matrix(np.eye(3)), np.ones(3))
+        assert fastgd.gd(np.eye(3), [1.0, 2.0, 3.0], epochs=2).backend == "cuda"
 
 
 # -- the tutorial functions ---------------------------------------------------------------------
