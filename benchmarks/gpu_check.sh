@@ -5,8 +5,9 @@
 #
 # 1. prints nvidia-smi; 2. makes a fresh venv (FASTGD_GPU_VENV, default
 # /tmp/fastgd-gpu-venv) with numpy, numba, numba-cuda[cu12|cu13] (matching the
-# driver), pytest, hypothesis; 3. runs tests/test_cuda.py on the GPU with 32
-# threads per block (several blocks on its small inputs); 4. runs
+# driver), pytest, hypothesis; 3. runs tests/test_cuda.py and the cuda cases of
+# the backend grid (tests/test_backends.py -k cuda) on the GPU with 32 threads
+# per block (several blocks on their small inputs); 4. runs
 # benchmarks/gpu_bench.py at full size. Every step is guarded and time-limited:
 # one failing does not lose the others' output. When $OUT is set, the logs and
 # gpu_bench.json (updated after every benchmark step) and a summary.json go there
@@ -65,9 +66,11 @@ import fastgd
 print([tuple(row) for row in fastgd.backends()])
 "
 
-# The test grid runs in this process on the GPU (CI unset, simulator off).
-step pytest_cuda 200 env -u CI -u NUMBA_ENABLE_CUDASIM PYTHONPATH="$PWD:$SHIM" FASTGD_CUDA_THREADS=32 \
-    FASTGD_CUDA_MAX_BLOCKS=4 "$PY" -m pytest tests/test_cuda.py -q -p no:cacheprovider -W ignore::DeprecationWarning --durations=5
+# The tests run on the GPU: FASTGD_TEST_GPU=1 keeps tests/conftest.py from
+# switching the simulator on.
+step pytest_cuda 200 env -u CI -u NUMBA_ENABLE_CUDASIM FASTGD_TEST_GPU=1 PYTHONPATH="$PWD:$SHIM" \
+    FASTGD_CUDA_THREADS=32 FASTGD_CUDA_MAX_BLOCKS=4 "$PY" -m pytest tests/test_cuda.py tests/test_backends.py \
+    -k cuda -q -p no:cacheprovider -W ignore::DeprecationWarning --durations=5
 
 step bench 240 env -u NUMBA_ENABLE_CUDASIM PYTHONPATH="$PWD:$SHIM" "$PY" benchmarks/gpu_bench.py \
     --json "$RESULTS/gpu_bench.json" ${FASTGD_GPU_BENCH_ARGS:-}
