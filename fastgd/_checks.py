@@ -18,6 +18,7 @@ from fastgd import _sparse
 # Rows checked for NaN/inf at a time: bounds the temporary of np.isfinite on
 # memory-mapped data far larger than memory.
 _FINITE_CHECK_ROWS = 1 << 20
+_FINITE_CHECK_SMALL = 1024  # values; below, one isfinite pass without np.errstate
 
 
 class Problem(NamedTuple):
@@ -199,7 +200,11 @@ def numeric_array(value: Any, name: str, dtype: Any = None) -> np.ndarray:
 
 def check_finite(arr: np.ndarray, name: str) -> None:
     """Raise ValueError naming ``name`` if ``arr`` holds NaN or infinity."""
-    if arr.size == 0:
+    if arr.size <= _FINITE_CHECK_SMALL:
+        # Small arrays (the tutorial's y): the element-wise test at once costs
+        # less than the error-state switch the sum needs.
+        if arr.size and not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or infinity")
         return
     flat = arr.reshape(arr.shape[0], -1) if arr.ndim else arr.reshape(1)
     for start in range(0, max(flat.shape[0], 1), _FINITE_CHECK_ROWS):

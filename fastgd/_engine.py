@@ -32,10 +32,14 @@ class LossHistory:
     """The costs of a fit, grown as epochs run: ``values[0]`` is the cost of
     the starting parameters, ``values[k]`` the cost after epoch ``k - 1``."""
 
-    def __init__(self, first: float) -> None:
+    def __init__(self, first: float = float("nan")) -> None:
         self._values = np.empty(64, dtype=np.float64)
         self._values[0] = first
         self.epochs = 0
+
+    def start(self, first: float) -> None:
+        """Set the cost of the starting parameters (NaN until it is known)."""
+        self._values[0] = first
 
     def reserve(self, count: int) -> np.ndarray:
         """The slots of the next ``count`` epochs (NaN: not run yet)."""
@@ -204,7 +208,7 @@ def run(
     # The starting cost is the fit's first pass over X (and, on a fresh
     # process, where numba compiles): Ctrl-C there hands back the start,
     # whose cost is not known yet.
-    history = LossHistory(float("nan"))
+    history = LossHistory()
     try:
         if statistics is not None:
             from fastgd import _gram
@@ -217,13 +221,13 @@ def run(
             form = _gram.QuadraticCost(
                 statistics, n, params, stream, None if not params.any() else stream(params)
             )
-            history = LossHistory(form.anchor_cost)
+            history.start(form.anchor_cost)
 
             def cost_of(at: np.ndarray) -> float:
                 return form.cost(at, history.epochs)
         else:
             totals = handle.sums(params, full_batch)
-            history = LossHistory(totals[0] / n)
+            history.start(totals[0] / n)
     except KeyboardInterrupt as exc:
         raise FitInterrupted(
             "fit interrupted before its first epoch; .fit holds the starting parameters",
