@@ -101,23 +101,23 @@ class Handle:
     # draws its own (True: dask, whose shuffle visits chunks, not rows).
     shuffles_itself = False
 
-    def __init__(self, kernels: Any, X: Any, y: np.ndarray, plan: Plan, loss_spec: np.ndarray) -> None:
-        self.kernels = kernels
-        self.name: str = kernels.NAME
+    def __init__(self, kernel_module: Any, X: Any, y: np.ndarray, plan: Plan, loss_spec: np.ndarray) -> None:
+        self.kernel_module = kernel_module
+        self.name: str = kernel_module.NAME
         self.X, self.y, self.plan, self.loss_spec = X, y, plan, loss_spec
-        prepare = getattr(kernels, "prepare", None)
+        prepare = getattr(kernel_module, "prepare", None)
         self._data = X if prepare is None else prepare(X, y, plan)
 
     @property
-    def threaded_kernels(self) -> Any:
+    def threaded_module(self) -> Any:
         """The kernel module whose long calls may run in the driver's helper
         thread (``fastgd._engine._interruptible``); None: call directly."""
-        return self.kernels
+        return self.kernel_module
 
     @property
     def has_steps(self) -> bool:
         """Whether the module runs a pass over part of an epoch (``run_steps``)."""
-        return hasattr(self.kernels, "run_steps")
+        return hasattr(self.kernel_module, "run_steps")
 
     def check_data(self) -> None:
         """ValueError naming X when it holds NaN or infinity (called once the
@@ -128,20 +128,20 @@ class Handle:
     @property
     def kernel_block(self) -> int:
         """The kernels' block of samples (segments of an epoch are cut at its multiples)."""
-        return int(getattr(self.kernels, "BLOCK", 1))
+        return int(getattr(self.kernel_module, "BLOCK", 1))
 
     def sums(self, params: np.ndarray, want_gradient: bool, exact: Optional[bool] = None) -> np.ndarray:
         """``[Σ ℓ(r), Σ ℓ'(r)·x_j, (Σ ℓ'(r))]`` (float64) at ``params``; ``exact``
         defaults to the plan's."""
         exact = self.plan.exact if exact is None else exact
-        return self.kernels.sums(
+        return self.kernel_module.sums(
             self._data, self.y, params, self.plan.fit_intercept, exact, want_gradient, self.loss_spec
         )
 
     def run_epochs(self, state: Training, order: np.ndarray, costs: np.ndarray, rates: np.ndarray) -> int:
         """``len(costs)`` epochs on ``state`` in ``order`` at ``rates``; the number with a finite cost."""
         plan, s = self.plan, state
-        return self.kernels.run_epochs(
+        return self.kernel_module.run_epochs(
             self._data,
             self.y,
             s.params,
@@ -169,7 +169,7 @@ class Handle:
         """The steps of one pass over the positions ``order`` at ``state.hyper[0]``;
         False when ``state.stop`` ended it early."""
         plan, s = self.plan, state
-        return self.kernels.run_steps(
+        return self.kernel_module.run_steps(
             self._data,
             self.y,
             s.params,

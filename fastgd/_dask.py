@@ -60,14 +60,14 @@ from fastgd._result import Fit
 from fastgd._state import Training
 
 
-def _single_threaded_kernels(name: str) -> Any:
+def _single_threaded_module(name: str) -> Any:
     """The kernels ``name`` in this (worker) thread, with numba limited to one thread."""
-    kernels = _registry.kernel_module(name)
-    if kernels.NAME == "numba":
+    kernel_module = _registry.kernel_module(name)
+    if kernel_module.NAME == "numba":
         import numba
 
         numba.set_num_threads(1)
-    return kernels
+    return kernel_module
 
 
 def _chunk_arrays(X: np.ndarray, y: np.ndarray, dtype: Any) -> Tuple[np.ndarray, np.ndarray]:
@@ -87,10 +87,10 @@ def _chunk_sums(
     exact: Optional[bool] = None,
 ) -> np.ndarray:
     """``[Σ ℓ(r), Σ x_j·ℓ'(r), (Σ ℓ'(r))]`` (float64) over one chunk; runs in a worker."""
-    kernels = _single_threaded_kernels(backend)
+    kernel_module = _single_threaded_module(backend)
     X2, y1 = _chunk_arrays(X, y, params.dtype)
     # (numba's kernels serialise themselves under its workqueue threading layer.)
-    return Handle(kernels, X2, y1, plan, loss_spec).sums(params, want_gradient, exact)
+    return Handle(kernel_module, X2, y1, plan, loss_spec).sums(params, want_gradient, exact)
 
 
 def _chunk_steps(
@@ -109,10 +109,10 @@ def _chunk_steps(
     travels from chunk to chunk: the parameters, momentum buffer, step count
     and the running average with its counts (copied, never modified). Returns
     the new ``carried`` and, on its own, the new parameters."""
-    kernels = _single_threaded_kernels(backend)
+    kernel_module = _single_threaded_module(backend)
     X2, y1 = _chunk_arrays(X, y, carried[0].dtype)
     s = Training.travelling(carried, hyper, loss_spec, decayed)
-    Handle(kernels, X2, y1, plan, loss_spec).run_steps(s, rows)
+    Handle(kernel_module, X2, y1, plan, loss_spec).run_steps(s, rows)
     return (s.params, s.velocity, s.steps, s.average, s.averaged), s.params
 
 
@@ -120,9 +120,9 @@ def _chunk_gram(X: np.ndarray, y: np.ndarray, fit_intercept: bool, backend: str,
     """``[A | y]ᵀ[A | y]`` (float64) of one chunk; runs in a worker."""
     from fastgd import _gram
 
-    kernels = _single_threaded_kernels(backend)
+    kernel_module = _single_threaded_module(backend)
     X2, y1 = _chunk_arrays(X, y, dtype)
-    return _gram.statistics(kernels, X2, y1, fit_intercept)
+    return _gram.statistics(kernel_module, X2, y1, fit_intercept)
 
 
 def _in_chunk_order(partials: Any) -> np.ndarray:
@@ -242,8 +242,8 @@ def train(
         )
     dtype = X.dtype
     params = _checks.start_params(w0, b0, d, scalar_model, fit_intercept, dtype)
-    kernels = _registry.kernel_module(backend)
-    name = kernels.NAME
+    kernel_module = _registry.kernel_module(backend)
+    name = kernel_module.NAME
 
     client = _active_client()
     if client is not None:
@@ -252,7 +252,7 @@ def train(
     y_chunks = y.to_delayed().ravel().tolist()
     from fastgd import _gram
 
-    if _gram.chosen(opts, n, d, kernels):
+    if _gram.chosen(opts, n, d, kernel_module):
         # One round trip (and one more per re-anchoring): each chunk's
         # [A | y]ᵀ[A | y], added in chunk order.
         _gram.check(opts, n)
@@ -276,11 +276,11 @@ def train(
 
     rng = np.random.default_rng(opts.seed) if opts.shuffle else None
 
-    def chunks(kernels: Any, X: Any, y: Any, plan: Plan, loss_spec: np.ndarray) -> Handle:
-        return ChunkHandle(kernels, X, y, plan, loss_spec, x_chunks, y_chunks, rng)
+    def chunks(kernel_module: Any, X: Any, y: Any, plan: Plan, loss_spec: np.ndarray) -> Handle:
+        return ChunkHandle(kernel_module, X, y, plan, loss_spec, x_chunks, y_chunks, rng)
 
     problem = _checks.Problem(X, y, params, scalar_model, fit_intercept)
-    return _engine.run(problem, opts, kernels, state, prepare=chunks)
+    return _engine.run(problem, opts, kernel_module, state, prepare=chunks)
 
 
 class ChunkHandle(Handle):
@@ -295,11 +295,11 @@ class ChunkHandle(Handle):
     shuffles_itself = True
     has_steps = False
     # The client waits on the workers in the main thread, where Ctrl-C lands.
-    threaded_kernels = None
+    threaded_module = None
 
     def __init__(
         self,
-        kernels: Any,
+        kernel_module: Any,
         X: Any,
         y: Any,
         plan: Plan,
@@ -308,7 +308,7 @@ class ChunkHandle(Handle):
         y_chunks: List[Any],
         rng: Optional[np.random.Generator],
     ) -> None:
-        self.kernels, self.name = kernels, kernels.NAME
+        self.kernel_module, self.name = kernel_module, kernel_module.NAME
         self.X, self.y, self.plan, self.loss_spec = X, y, plan, loss_spec
         self.x_chunks, self.y_chunks, self.rng = x_chunks, y_chunks, rng
         self.chunk_sizes = list(X.chunks[0])

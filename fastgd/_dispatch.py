@@ -52,28 +52,30 @@ def train(
     # a 100-epoch Gram fit, half of a one-epoch fit.
     problem = _checks.prepare(X, y, w0, b0, fit_intercept, check_x=False)
     opts = _checks.options(**hyperparameters)
-    kernels = _model.kernels_for(problem.X, backend)
-    if _gram.chosen(opts, problem.X.shape[0], problem.n_features, kernels):
+    kernel_module = _model.kernel_module_for(problem.X, backend)
+    if _gram.chosen(opts, problem.X.shape[0], problem.n_features, kernel_module):
         _gram.check(opts, problem.X.shape[0])
-        statistics = _gram.statistics(kernels, problem.X, problem.y, problem.fit_intercept)
+        statistics = _gram.statistics(kernel_module, problem.X, problem.y, problem.fit_intercept)
         if isinstance(problem.X, np.ndarray) and not np.all(np.isfinite(statistics)):
             _checks.check_finite(problem.X, "X")
         mse = np.array([0, 1.0, 0.5], dtype=problem.X.dtype)
-        handle = Handle(kernels, problem.X, problem.y, Plan.of(problem.X, problem.fit_intercept, opts), mse)
+        handle = Handle(
+            kernel_module, problem.X, problem.y, Plan.of(problem.X, problem.fit_intercept, opts), mse
+        )
 
         def stream(at: np.ndarray) -> np.ndarray:
             return handle.sums(at, True, exact=False)
 
-        return _gram.train(statistics, problem.X.shape[0], problem, opts, kernels.NAME, state, stream)
-    if _gram.costs_from_statistics(opts, problem.X, kernels):
+        return _gram.train(statistics, problem.X.shape[0], problem, opts, kernel_module.NAME, state, stream)
+    if _gram.costs_from_statistics(opts, problem.X, kernel_module):
         # Per-sample or mini-batch epochs whose costs come from the statistics:
         # one read of X per epoch instead of two.
-        statistics = _gram.statistics(kernels, problem.X, problem.y, problem.fit_intercept)
+        statistics = _gram.statistics(kernel_module, problem.X, problem.y, problem.fit_intercept)
         if np.all(np.isfinite(statistics)):
-            return _engine.run(problem, opts, kernels, state, statistics)
+            return _engine.run(problem, opts, kernel_module, state, statistics)
         _checks.check_finite(problem.X, "X")
         # Finite X whose statistics overflow: the streamed costs are finite or say where it broke.
-    return _engine.run(problem, opts, kernels, state)
+    return _engine.run(problem, opts, kernel_module, state)
 
 
 def _is_dask(a: Any) -> bool:

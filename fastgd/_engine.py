@@ -97,7 +97,7 @@ def _serve(jobs: "queue.SimpleQueue") -> None:
             finished.set()
 
 
-def _interruptible(kernels: Any, work: float, stop: np.ndarray, function: Any, *args: Any) -> Any:
+def _interruptible(kernel_module: Any, work: float, stop: np.ndarray, function: Any, *args: Any) -> Any:
     """``function(*args)`` (a call of the kernel module ``kernels``, e.g.
     ``Handle.run_epochs``; ``kernels`` None: a call that waits in this thread,
     where Ctrl-C lands anyway), interruptible
@@ -114,13 +114,13 @@ def _interruptible(kernels: Any, work: float, stop: np.ndarray, function: Any, *
     """
     if (
         work < BACKGROUND_MIN_WORK
-        or not getattr(kernels, "RELEASES_GIL", False)
+        or not getattr(kernel_module, "RELEASES_GIL", False)
         or threading.current_thread() is not threading.main_thread()
     ):
         return function(*args)
     outcome: dict = {}
     finished = threading.Event()
-    _helper_jobs().put((kernels.thread_setup(), function, args, outcome, finished))
+    _helper_jobs().put((kernel_module.thread_setup(), function, args, outcome, finished))
     try:
         # An Event rather than Thread.join: a join interrupted by a signal can
         # report a thread as finished while it still runs (CPython bpo-45274).
@@ -147,7 +147,7 @@ def _stepped_epoch(
     for segment in segments:
         rows = segment.shape[0] or X.shape[0]  # an empty segment: the natural order, every row
         work = float(rows) * X.size / X.shape[0]
-        if not _interruptible(handle.threaded_kernels, work, state.stop, handle.run_steps, state, segment):
+        if not _interruptible(handle.threaded_module, work, state.stop, handle.run_steps, state, segment):
             return 0
     costs[0] = cost_of(state.params)
     if not np.isfinite(costs[0]):
@@ -159,7 +159,7 @@ def _stepped_epoch(
 def run(
     problem: _checks.Problem,
     opts: _checks.Options,
-    kernels: Any,
+    kernel_module: Any,
     state: Optional[OptimizerState] = None,
     statistics: Optional[np.ndarray] = None,
     prepare: Callable[..., Handle] = Handle,
@@ -177,11 +177,11 @@ def run(
     n, d = X.shape
     plan = Plan.of(X, problem.fit_intercept, opts)
     full_batch = plan.full_batch
-    check = getattr(kernels, "check_options", None)
+    check = getattr(kernel_module, "check_options", None)
     if check is not None:
         check(opts, full_batch)
     arrays = Training(problem, opts, state)
-    handle = prepare(kernels, X, problem.y, plan, arrays.loss_spec)
+    handle = prepare(kernel_module, X, problem.y, plan, arrays.loss_spec)
 
     def result(at_previous: bool, epochs_run: int) -> Fit:
         at = arrays.previous if at_previous else params
@@ -266,7 +266,7 @@ def run(
             else:
                 work = float(count) * X.size
                 finite = _interruptible(
-                    handle.threaded_kernels,
+                    handle.threaded_module,
                     work,
                     arrays.stop,
                     handle.run_epochs,

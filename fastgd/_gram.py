@@ -54,11 +54,11 @@ ANCHOR_FLOOR = 1e-24
 LAST_ANCHORS: List[int] = []
 
 
-def statistics(kernels: Any, X: Any, y: np.ndarray, fit_intercept: bool) -> np.ndarray:
+def statistics(kernel_module: Any, X: Any, y: np.ndarray, fit_intercept: bool) -> np.ndarray:
     """``M = [A | y]ᵀ[A | y]`` (float64, (p + 1) × (p + 1)) in one read of ``X`` and ``y``."""
     if _sparse.is_csr(X):
         return _sparse.gram_statistics(X, y, fit_intercept)
-    gram = getattr(kernels, "gram", None)
+    gram = getattr(kernel_module, "gram", None)
     if gram is not None:
         return np.asarray(gram(X, y, fit_intercept), dtype=np.float64)
     return numpy_statistics(X, y, fit_intercept)
@@ -260,7 +260,7 @@ AUTO_EPOCHS = 4
 AUTO_EPOCHS_PER_FEATURE = 1 / 16
 
 
-def chosen(opts: _checks.Options, n: int, d: int, kernels: Any) -> bool:
+def chosen(opts: _checks.Options, n: int, d: int, kernel_module: Any) -> bool:
     """Whether this fit runs on the Gram statistics (``solver`` and the auto rule).
 
     Sparse kernels have no ``gram``: "auto" streams sparse X (its statistics
@@ -275,7 +275,7 @@ def chosen(opts: _checks.Options, n: int, d: int, kernels: Any) -> bool:
         and not opts.exact
         and n >= AUTO_MIN_SAMPLES
         and opts.epochs >= AUTO_EPOCHS + AUTO_EPOCHS_PER_FEATURE * d
-        and hasattr(kernels, "gram")
+        and hasattr(kernel_module, "gram")
     )
 
 
@@ -299,7 +299,7 @@ COST_EPOCHS = 4
 COST_EPOCHS_PER_FEATURE = 1 / 16
 
 
-def costs_from_statistics(opts: _checks.Options, X: Any, kernels: Any) -> bool:
+def costs_from_statistics(opts: _checks.Options, X: Any, kernel_module: Any) -> bool:
     """Whether a per-sample or mini-batch fit takes its epochs' costs from the statistics."""
     n, d = X.shape
     return (
@@ -312,5 +312,5 @@ def costs_from_statistics(opts: _checks.Options, X: Any, kernels: Any) -> bool:
         and X.dtype == np.float64
         and n >= AUTO_MIN_SAMPLES
         and opts.epochs >= COST_EPOCHS + COST_EPOCHS_PER_FEATURE * d
-        and hasattr(kernels, "gram")
+        and hasattr(kernel_module, "gram")
     )

@@ -9,10 +9,10 @@ import numpy as np
 from fastgd import _checks, _registry, _sparse
 
 
-def kernels_for(X: Any, backend: Optional[str] = None) -> Any:
+def kernel_module_for(X: Any, backend: Optional[str] = None) -> Any:
     """The kernel module that runs on ``X``: the backend's sparse kernels for sparse X."""
-    kernels = _registry.kernel_module(backend)
-    return _sparse.kernels_for(kernels) if _sparse.is_csr(X) else kernels
+    kernel_module = _registry.kernel_module(backend)
+    return _sparse.kernel_module_for(kernel_module) if _sparse.is_csr(X) else kernel_module
 
 
 def _shape_output(values: np.ndarray, model: _checks.Model) -> Union[float, np.ndarray]:
@@ -21,7 +21,7 @@ def _shape_output(values: np.ndarray, model: _checks.Model) -> Union[float, np.n
 
 def _predictions(model: _checks.Model) -> np.ndarray:
     out = np.empty(model.X.shape[0], dtype=model.X.dtype)
-    kernels_for(model.X).predict(model.X, model.params, model.fit_intercept, out)
+    kernel_module_for(model.X).predict(model.X, model.params, model.fit_intercept, out)
     return out
 
 
@@ -54,7 +54,7 @@ def _model_sums(xs: Any, ys: Any, w: Any, b: Any, want_gradient: bool, loss: str
     model = _checks.model_inputs(xs, w, b, x_name="xs")
     targets = _checks.targets(ys, model, "ys", "xs")
     loss_spec = np.array([kind, delta, 0.5], dtype=model.X.dtype)
-    totals = kernels_for(model.X).sums(
+    totals = kernel_module_for(model.X).sums(
         model.X, targets, model.params, model.fit_intercept, False, want_gradient, loss_spec
     )
     return model, totals / model.X.shape[0]

@@ -216,22 +216,22 @@ def _canonical_arrays(value: Any, target: np.dtype) -> Tuple[np.ndarray, np.ndar
     return data, indices, indptr
 
 
-def kernels_for(kernels: Any) -> Any:
+def kernel_module_for(kernel_module: Any) -> Any:
     """The sparse kernels of the backend ``kernels`` (a dense kernel module).
 
     cuda has none: a ValueError naming ``X``.
     """
-    module = _SPARSE_MODULES.get(kernels.NAME)
+    module = _SPARSE_MODULES.get(kernel_module.NAME)
     if module is None:
         raise ValueError(
-            f"X is sparse: the {kernels.NAME} backend does not train on sparse X; use a CPU backend "
+            f"X is sparse: the {kernel_module.NAME} backend does not train on sparse X; use a CPU backend "
             f"(numba, cython or numpy), or pass X.toarray()"
         )
     sparse_kernels = importlib.import_module(module)
     reason = getattr(sparse_kernels, "unavailable_reason", lambda: None)()
     if reason is not None:
         raise RuntimeError(
-            f"X is sparse and the {kernels.NAME} backend's sparse kernels cannot run: {reason}"
+            f"X is sparse and the {kernel_module.NAME} backend's sparse kernels cannot run: {reason}"
         )
     return sparse_kernels
 

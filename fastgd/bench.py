@@ -1098,7 +1098,7 @@ def _sparse_row(row: Row, X: np.ndarray, y: np.ndarray, context: RowContext) -> 
     Xs, ys, _ = datasets.make_sparse_linear(n, d, SPARSE_DENSITY, noise=0.1, seed=0, dtype=row.dtype)
     C = _sparse.as_csr(Xs)[0]
     ys = np.ascontiguousarray(ys)
-    module = _sparse.kernels_for(_kernel_module(context.backend))
+    module = _sparse.kernel_module_for(_kernel_module(context.backend))
     full_batch = row.kernel == "sparse-gd"
     lr = 0.1 if full_batch else 1e-3  # |x_i|^2 is about 1e-3 d: per-sample steps need lr < 1 / (2e-3 d)
     handle, a, rates = _one_epoch_fit(module, C, ys, row.fit_intercept, lr, None if full_batch else 1, False)

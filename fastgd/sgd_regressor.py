@@ -352,13 +352,13 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
     def _kernel(self):
         if self._pure_python:
             return _python_loop, _python_loop.sgd_regressor_epochs
-        kernels = _registry.kernel_module(self.backend)
-        function = getattr(kernels, "sgd_regressor_epochs", None)
+        kernel_module = _registry.kernel_module(self.backend)
+        function = getattr(kernel_module, "sgd_regressor_epochs", None)
         if function is None:
             raise ValueError(
-                f"backend={kernels.NAME!r} does not run SGDRegressor; use 'numba', 'cython' or 'numpy'"
+                f"backend={kernel_module.NAME!r} does not run SGDRegressor; use 'numba', 'cython' or 'numpy'"
             )
-        return kernels, function
+        return kernel_module, function
 
     def _epochs(self, X, y, max_iter, sample_weight, coef_init, intercept_init) -> None:
         first_call = getattr(self, "coef_", None) is None
@@ -522,7 +522,7 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
         else:
             dense = X
             data, indices, indptr = np.empty(0, X.dtype), np.empty(0, np.int32), np.zeros(1, np.int32)
-        kernels, kernel = self._kernel()
+        kernel_module, kernel = self._kernel()
         # Python between epochs only when something needs it.
         per_call = 1 if (self.verbose or self.early_stopping) else EPOCHS_PER_CALL
         scorer = _ValidationScore(X, y, sample_weight, mask) if self.early_stopping else None
@@ -532,7 +532,7 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
                 epochs = min(per_call, max_iter - ran)
                 work = float(epochs) * train_count * max(1, d if not sparse else X.nnz // max(1, n_samples))
                 ran += self._call(
-                    kernels,
+                    kernel_module,
                     kernel,
                     work,
                     stop,
@@ -582,7 +582,7 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
                     np.zeros(0),
                     math.nan,
                     ran,
-                    getattr(kernels, "NAME", "reference"),
+                    getattr(kernel_module, "NAME", "reference"),
                 ),
             ) from None
         if state[L.S_NONFINITE]:
@@ -619,12 +619,12 @@ class SGDRegressor(RegressorMixin, BaseEstimator):
             self.coef_, self.intercept_ = coef, new_intercept
 
     @staticmethod
-    def _call(kernels, kernel, work, stop, *args) -> int:
-        if kernels is _python_loop or work < _LONG_CALL_WORK:
+    def _call(kernel_module, kernel, work, stop, *args) -> int:
+        if kernel_module is _python_loop or work < _LONG_CALL_WORK:
             return int(kernel(*args, stop))
         from fastgd._engine import _interruptible
 
-        return int(_interruptible(kernels, work, stop, kernel, *args, stop))
+        return int(_interruptible(kernel_module, work, stop, kernel, *args, stop))
 
     def _keep_previous(self, previous, d, dtype, epochs, n_samples) -> None:
         self.coef_ = previous[:d].astype(dtype)

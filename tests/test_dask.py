@@ -73,7 +73,7 @@ def test_workers_run_numba_single_threaded(client):
     from fastgd import _dask
 
     def threads():
-        kernels = _dask._single_threaded_kernels("numba")
+        kernels = _dask._single_threaded_module("numba")
         import numba
 
         return kernels.NAME, numba.get_num_threads()

@@ -111,12 +111,12 @@ def test_segmented_epochs_equal_the_whole_order(tmp_path, monkeypatch, case, dty
     }[case]
     kw.update(epochs=2, shuffle=True, seed=11)
     monkeypatch.setattr(_orders, "SHUFFLE_BLOCK", 1_000)
-    kernels = fastgd._registry.kernel_module()
+    kernel_module = fastgd._registry.kernel_module()
     runs = {}
     for rows in (4_096, 3 * 4_096, 1 << 22):
         monkeypatch.setattr(_orders, "SEGMENT_ROWS", rows)
         runs[rows] = fastgd.fit(X, y, **kw)
-    monkeypatch.delattr(kernels, "run_steps")
+    monkeypatch.delattr(kernel_module, "run_steps")
     whole = fastgd.fit(X, y, **kw)
     exact_path = dtype == "float64" or case != "sgd-affine"
     for got in runs.values():

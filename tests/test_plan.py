@@ -70,10 +70,10 @@ def test_kernels_take_the_path_they_are_handed(backend, rng):
     from fastgd import _registry
     from fastgd._state import Training
 
-    kernels, reason = _registry.load(backend)
-    if kernels is None:
+    kernel_module, reason = _registry.load(backend)
+    if kernel_module is None:
         pytest.skip(f"backend {backend} unavailable: {reason}")
-    n = 3 * kernels.BLOCK  # the maps pay from two blocks
+    n = 3 * kernel_module.BLOCK  # the maps pay from two blocks
     X = rng.standard_normal((n, 1))
     y = 2.0 * X[:, 0] + 0.1 * rng.standard_normal(n)
     opts = _checks.options(lr=1e-3, epochs=1, batch_size=1)
@@ -82,7 +82,7 @@ def test_kernels_take_the_path_they_are_handed(backend, rng):
     for path in (AFFINE, PER_SAMPLE):
         plan = Plan.of(X, False, opts)._replace(path=path)
         state = Training(problem, opts, None)
-        handle = Handle(kernels, X, y, plan, state.loss_spec)
+        handle = Handle(kernel_module, X, y, plan, state.loss_spec)
         assert (
             handle.run_epochs(state, np.empty(0, dtype=np.int64), np.full(1, np.nan), opts.rates(0, 1)) == 1
         )

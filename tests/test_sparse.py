@@ -419,11 +419,11 @@ def test_gram_solver_on_sparse_x(backend):
     from fastgd import _gram
 
     opts = _checks.options(lr=0.05, epochs=10**6)
-    kernels = fastgd._model.kernels_for(_sparse.as_csr(X)[0])
+    kernel_module = fastgd._model.kernel_module_for(_sparse.as_csr(X)[0])
     assert _gram.chosen(opts, 10**6, 9, fastgd._registry.kernel_module()) == hasattr(
         fastgd._registry.kernel_module(), "gram"
     )
-    assert not _gram.chosen(opts, 10**6, 9, kernels)
+    assert not _gram.chosen(opts, 10**6, 9, kernel_module)
     wide = sparse.random(10, 20_000, density=1e-3, format="csr", random_state=0)
     with pytest.raises(ValueError, match="solver='gram' on sparse X forms the dense"):
         fastgd.gd(wide, np.ones(10), solver="gram")

@@ -60,7 +60,7 @@ exact, path, batch_size, order, stop, loss_spec, decayed, average, averaged) -> 
     A backend without it gets numpy's.
 
 Sparse X (SPEC §10) has kernel modules of its own, one per CPU backend
-(``numba_sparse``, ``cython_sparse``, ``numpy_sparse``; ``fastgd._sparse.kernels_for``
+(``numba_sparse``, ``cython_sparse``, ``numpy_sparse``; ``fastgd._sparse.kernel_module_for``
 maps a backend to its module, and refuses cuda with a ValueError naming X).
 They have ``NAME`` (the backend's), ``BLOCK``, the same ``sums``, ``predict``,
 ``run_epochs`` and ``run_steps`` with the same arguments and meaning, except
