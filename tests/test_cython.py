@@ -125,7 +125,16 @@ def test_extension_is_built():
     from fastgd.kernels import cython_kernels, numba_kernels
 
     assert cython_kernels.unavailable_reason() is None
-    assert _kernels.BLOCK == numba_kernels.BLOCK  # same blocks: same bits as numba by default
+    # The extension's compile-time constants are the package's (fastgd/kernels/__init__.py).
+    import fastgd.kernels as package
+    from fastgd_ext import _sparse_kernels
+
+    assert (
+        (_kernels.BLOCK, _sparse_kernels.BLOCK)
+        == (package.BLOCK, package.BLOCK)
+        == (numba_kernels.BLOCK,) * 2
+    )
+    assert (_kernels.LANES, _kernels.LANES_MIN_FEATURES) == (package.LANES, package.LANES_MIN_FEATURES)
     info = {row.name: row for row in fastgd.backends()}["cython"]
     assert info.available, info.reason
     with fastgd.use("cython"):

@@ -74,6 +74,18 @@ costs O(nnz of its rows); numba_sparse.py's docstring says which steps those
 are.
 """
 
+# The kernel block (docs/architecture.md): the default mode sums each block of
+# BLOCK consecutive samples alone and adds the block sums in block order, so
+# the bits never depend on the thread count; stop is read between blocks.
+# One number for every CPU kernel module (the Cython extension repeats it as a
+# compile-time constant; tests/test_cython.py holds them equal).
+BLOCK = 4096
+# The default mode's lane dot products: LANES partial sums (spelled out in the
+# vector IR of _numba_lanes.py and in fastgd_ext), used from LANES_MIN_FEATURES
+# features on (a fixed shape rule, never timing).
+LANES = 8
+LANES_MIN_FEATURES = 8
+
 # The paths of a fit's epochs (``fastgd._backend.Plan.path``) as the kernels
 # receive them; fastgd_ext/_kernels.pyx repeats the numbers.
 FULL_BATCH = 0  # one step per epoch with the mean gradient of all samples

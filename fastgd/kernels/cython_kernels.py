@@ -14,6 +14,8 @@ from typing import Optional
 
 import numpy as np
 
+from fastgd.kernels import BLOCK as PACKAGE_BLOCK
+
 NAME = "cython"
 
 try:
@@ -24,7 +26,7 @@ except ImportError as exc:  # the .so is missing or cannot load here
 else:
     _IMPORT_ERROR = None
 
-BLOCK = 4096 if _kernels is None else _kernels.BLOCK
+BLOCK = PACKAGE_BLOCK if _kernels is None else _kernels.BLOCK
 
 try:
     from fastgd_ext._sgd_regressor import sgd_regressor_epochs  # noqa: F401  (SGDRegressor's kernel)

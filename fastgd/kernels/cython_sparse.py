@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from fastgd.kernels import BLOCK as PACKAGE_BLOCK
+
 NAME = "cython"
 
 try:
@@ -20,7 +22,7 @@ except ImportError as exc:  # the .so is missing or cannot load here
 else:
     _IMPORT_ERROR = None
 
-BLOCK = 4096 if _sparse_kernels is None else _sparse_kernels.BLOCK
+BLOCK = PACKAGE_BLOCK if _sparse_kernels is None else _sparse_kernels.BLOCK
 # run_epochs and run_steps run without the GIL and stop when stop[0] is set
 # (read every BLOCK samples): the engine may run long calls in its helper
 # thread, so that Ctrl-C stops one long epoch too.

@@ -48,7 +48,7 @@ import threading
 import numba
 import numpy as np
 
-from fastgd.kernels import AFFINE, FULL_BATCH, PER_SAMPLE
+from fastgd.kernels import AFFINE, BLOCK, FULL_BATCH, LANES, LANES_MIN_FEATURES, PER_SAMPLE  # noqa: F401
 from fastgd.kernels._numba_jit import jit, prange  # first: a missing numba is reported as such
 from fastgd.kernels._numba_lanes import (
     _gradient_block_lanes,
@@ -60,11 +60,6 @@ from fastgd.kernels._numba_lanes import (
 from fastgd.kernels.numba_sgd_regressor import sgd_regressor_epochs  # noqa: F401  (SGDRegressor's kernel)
 
 NAME = "numba"
-BLOCK = 4096
-LANES = 8  # the lane count is spelled out in _accumulate_lanes and _lane_tree
-# The default-mode blocked sums and mini-batch steps predict with the lane dot
-# product from this many features on (a fixed shape rule, never timing).
-LANES_MIN_FEATURES = 8
 # Rows longer than this are read one after another even inside a group of
 # four: four rows read side by side defeat the hardware prefetcher when each
 # is this long (d = 64 float64 from memory: 66 ns/row side by side against 33

@@ -21,10 +21,9 @@ import numpy as np
 
 # SGDRegressor's per-sample chain has nothing to vectorise: the reference's loop.
 from fastgd._sgd_regressor_reference import sgd_regressor_epochs  # noqa: F401
-from fastgd.kernels import FULL_BATCH
+from fastgd.kernels import BLOCK, FULL_BATCH
 
 NAME = "numpy"
-BLOCK = 4096  # the same blocks as numba_kernels.BLOCK
 
 
 def _quiet(kernel):

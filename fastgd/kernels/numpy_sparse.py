@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastgd.kernels import BLOCK  # noqa: F401  (the interface: segments are cut at its multiples)
 from fastgd.kernels.numpy_kernels import _average, _loss_terms, _quiet, _step, epoch_functions
 
 NAME = "numpy"
-BLOCK = 4096
 
 
 def _csr(X, data=None):
