@@ -78,6 +78,18 @@ class Training:
     ``stop`` (int64[1]): set to end a kernel call early.
     """
 
+    params: np.ndarray
+    previous: np.ndarray
+    grad: np.ndarray
+    velocity: np.ndarray
+    steps: np.ndarray
+    hyper: np.ndarray
+    loss_spec: np.ndarray
+    decayed: int
+    average: np.ndarray
+    averaged: np.ndarray
+    stop: np.ndarray
+
     def __init__(self, problem: Any, opts: Any, state: Optional[OptimizerState]) -> None:
         params = problem.params
         d, p = problem.n_features, problem.params.shape[0]
