@@ -22,7 +22,14 @@ from fastgd import _checks
 from fastgd._state import Training
 from fastgd.kernels import AFFINE, FULL_BATCH, MINI_BATCH, PER_SAMPLE
 
-__all__ = ["AFFINE", "FULL_BATCH", "MINI_BATCH", "PER_SAMPLE", "Handle", "Plan", "path_of"]
+__all__ = ["AFFINE", "FULL_BATCH", "MINI_BATCH", "PER_SAMPLE", "Handle", "Plan", "is_full_batch", "path_of"]
+
+
+def is_full_batch(batch_size: Optional[int], n: int) -> bool:
+    """Whether batches of ``batch_size`` over ``n`` samples are full-batch GD
+    (None, or a batch of every sample): the rule of :func:`path_of`, for the
+    callers that need it before a plan (the auto learning rate, the Gram choice)."""
+    return batch_size is None or batch_size >= n
 
 
 def path_of(
@@ -42,7 +49,7 @@ def path_of(
     The compiled kernels may still run a ``AFFINE`` plan as per-sample steps
     where the maps do not pay (numba and Cython: data within one block).
     """
-    if batch_size is None or batch_size >= n:
+    if is_full_batch(batch_size, n):
         return FULL_BATCH
     if batch_size != 1 or momentum != 0 or weight_decay != 0 or loss_kind != 0 or average_from:
         return MINI_BATCH

@@ -179,7 +179,7 @@ def run(
     full_batch = plan.full_batch
     check = getattr(kernel_module, "check_options", None)
     if check is not None:
-        check(opts, full_batch)
+        check(opts)
     arrays = Training(problem, opts, state)
     handle = prepare(kernel_module, X, problem.y, plan, arrays.loss_spec)
 

@@ -35,6 +35,7 @@ from typing import Any, Callable, List, Optional
 import numpy as np
 
 from fastgd import _checks, _sparse
+from fastgd._backend import is_full_batch
 from fastgd._result import Fit
 from fastgd._state import OptimizerState, Training
 from fastgd.errors import DivergenceError, FitInterrupted, warn_if_runaway
@@ -268,9 +269,8 @@ def chosen(opts: _checks.Options, n: int, d: int, kernel_module: Any) -> bool:
     """
     if opts.solver != "auto":
         return opts.solver == "gram"
-    full_batch = opts.batch_size is None or opts.batch_size >= n
     return (
-        full_batch
+        is_full_batch(opts.batch_size, n)
         and opts.loss == "mse"
         and not opts.exact
         and n >= AUTO_MIN_SAMPLES

@@ -27,6 +27,7 @@ except ImportError as exc:
 import fastgd
 from fastgd import _dispatch, _sparse
 from fastgd._autolr import auto_lr as _auto_lr
+from fastgd._backend import is_full_batch
 from fastgd._result import Fit
 from fastgd._state import OptimizerState
 from fastgd.errors import DivergenceError, FitInterrupted
@@ -410,7 +411,7 @@ class GDRegressor(RegressorMixin, BaseEstimator):
             w0 = weighted.start(w0, b0, d, X.dtype)
             b0 = None
         lr = self.lr
-        full_batch = self.batch_size is None or self.batch_size >= X.shape[0]
+        full_batch = is_full_batch(self.batch_size, X.shape[0])
         if isinstance(lr, str):
             if lr != "auto":
                 raise ValueError(f"lr must be a positive number or 'auto', got {lr!r}")

@@ -236,9 +236,9 @@ def _resolve_lr(args: argparse.Namespace, X: Any, batch_size: Optional[int]) -> 
     if args.lr != "auto":
         return float(args.lr)
     from fastgd._autolr import auto_lr
+    from fastgd._backend import is_full_batch
 
-    full_batch = batch_size is None or batch_size >= X.shape[0]
-    return float(auto_lr(X, args.fit_intercept, full_batch, 0.0))
+    return float(auto_lr(X, args.fit_intercept, is_full_batch(batch_size, X.shape[0]), 0.0))
 
 
 def _plot(path: str, losses: Any, title: str) -> None:

@@ -464,7 +464,7 @@ def prepare(X, y, plan):
         return _DeviceData(X, y)
 
 
-def check_options(opts, full_batch):
+def check_options(opts):
     """ValueError naming a fit option these kernels do not run (SPEC §7)."""
     if opts.loss != "mse":
         raise ValueError(f"loss={opts.loss!r} is not supported on the cuda backend (only 'mse')")
