@@ -54,7 +54,7 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 
 from fastgd import _checks, _engine, _registry
-from fastgd._backend import Handle, Plan
+from fastgd._backend import Handle, Plan, is_full_batch
 from fastgd._orders import NATURAL
 from fastgd._result import Fit
 from fastgd._state import Training
@@ -163,14 +163,21 @@ def _chunk_finite(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _active_client() -> Any:
-    """The active ``dask.distributed`` client, or None (distributed is not imported here)."""
+    """The ``dask.distributed`` client that dask computes on, or None: none is
+    open, distributed is not imported here, or ``dask.config.set(scheduler=...)``
+    picked another scheduler while one is open (its persisted chunks would be
+    futures that scheduler cannot read)."""
     distributed = sys.modules.get("distributed")
     if distributed is None:
         return None
     try:
-        return distributed.default_client()
+        client = distributed.default_client()
     except ValueError:  # no client
         return None
+    import dask.base
+
+    scheduler = dask.base.get_scheduler()
+    return client if getattr(scheduler, "__self__", None) is client else None
 
 
 def _prepare(X: Any, y: Any) -> Tuple[Any, Any, bool]:
@@ -232,8 +239,7 @@ def train(
     opts = _checks.options(**hyperparameters)
     X, y, scalar_model = _prepare(X, y)
     n, d = X.shape
-    full_batch = opts.batch_size is None or opts.batch_size >= n
-    if not full_batch:
+    if not is_full_batch(opts.batch_size, n):
         X, y = _batch_aligned(X, y, opts.batch_size)
     if opts.exact and len(X.chunks[0]) > 1:
         raise ValueError(

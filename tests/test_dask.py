@@ -103,10 +103,21 @@ def test_divergence(client, data):
 
 
 def test_local_scheduler_without_client(data):
+    """dask's own threaded scheduler, no distributed client: a client another
+    test of this module opened would otherwise be dask's default scheduler."""
+    import dask
+    import dask.threaded
+
     X, y = data
-    on_dask = fastgd.gd(
-        da.from_array(X, chunks=8_000), da.from_array(y, chunks=8_000), lr=0.1, epochs=5, fit_intercept=True
-    )
+    with dask.config.set(scheduler="threads"):
+        assert dask.base.get_scheduler() is dask.threaded.get
+        on_dask = fastgd.gd(
+            da.from_array(X, chunks=8_000),
+            da.from_array(y, chunks=8_000),
+            lr=0.1,
+            epochs=5,
+            fit_intercept=True,
+        )
     _close(on_dask, fastgd.gd(X, y, lr=0.1, epochs=5, fit_intercept=True))
 
 
