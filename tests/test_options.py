@@ -324,8 +324,8 @@ def test_cuda_refuses_what_it_does_not_run():
         (dict(decay_intercept=False), "decay_intercept"),
     ]:
         with pytest.raises(ValueError, match=name):
-            cuda_kernels.check_options(_checks.options(**base, **extra), True)
-    cuda_kernels.check_options(_checks.options(**dict(base, lr=[0.1])), True)  # schedules run
+            cuda_kernels.check_options(_checks.options(**base, **extra))
+    cuda_kernels.check_options(_checks.options(**dict(base, lr=[0.1])))  # schedules run
 
 
 @pytest.mark.parametrize(
