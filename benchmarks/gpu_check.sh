@@ -66,9 +66,9 @@ import fastgd
 print([tuple(row) for row in fastgd.backends()])
 "
 
-# The tests run on the GPU: FASTGD_TEST_GPU=1 keeps tests/conftest.py from
-# switching the simulator on.
-step pytest_cuda 200 env -u CI -u NUMBA_ENABLE_CUDASIM FASTGD_TEST_GPU=1 PYTHONPATH="$PWD:$SHIM" \
+# The tests run on the GPU (with one, tests/conftest.py collects the cuda cases
+# in this process).
+step pytest_cuda 200 env -u CI -u NUMBA_ENABLE_CUDASIM PYTHONPATH="$PWD:$SHIM" \
     FASTGD_CUDA_THREADS=32 FASTGD_CUDA_MAX_BLOCKS=4 "$PY" -m pytest tests/test_cuda.py tests/test_backends.py \
     -k cuda -q -p no:cacheprovider -W ignore::DeprecationWarning --durations=5
 

@@ -3,29 +3,32 @@
 A backend that cannot run here is skipped with the registry's reason, never
 silently passed.
 
-cuda runs in this process on numba's CUDA simulator: numba reads
-NUMBA_ENABLE_CUDASIM when numba.cuda is first imported, so it is set here,
-before any test module imports numba, with 8 threads per block and at most 4
-blocks (several blocks, and grid-stride loops, for a few dozen samples).
-``FASTGD_TEST_GPU=1`` leaves the environment alone, so cuda runs on a real GPU
-(and is skipped with the registry's reason where there is none).
+cuda: where this process can run it (a GPU, or NUMBA_ENABLE_CUDASIM=1 set by
+the caller) its cases run here with the rest. Elsewhere (CI) they are not
+collected in this process; ``tests/test_cuda.py::test_cuda_cases_on_the_simulator``
+runs them, and only them, in a pytest subprocess with NUMBA_ENABLE_CUDASIM=1
+(8 threads per block, at most 4 blocks) and fails with its output if one
+fails. numba reads that variable when numba.cuda is first imported, so the
+simulator cannot be switched on for one test, and switching it on for the
+whole run would make cuda available to every test, unlike the machine.
+A cuda case is one parametrised with ``backend="cuda"`` or one that takes the
+``cuda`` fixture.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 
-if os.environ.get("FASTGD_TEST_GPU") != "1":
-    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
-    os.environ.setdefault("FASTGD_CUDA_THREADS", "8")
-    os.environ.setdefault("FASTGD_CUDA_MAX_BLOCKS", "4")
+import numpy as np
+import pytest
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import fastgd
 
-import fastgd  # noqa: E402
+# Set in the subprocess that runs the cuda cases: everything else is deselected there.
+ONLY_CUDA = "FASTGD_TEST_ONLY_CUDA"
 
 CPU_BACKENDS = ("numba", "cython", "numpy")
 BACKENDS = CPU_BACKENDS + ("cuda",)
@@ -35,6 +38,31 @@ def _require(name: str) -> None:
     info = {row.name: row for row in fastgd.backends()}[name]
     if not info.available:
         pytest.skip(f"backend {name} unavailable: {info.reason}")
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_runs_here() -> bool:
+    """Whether this process can run the cuda backend (a GPU, or the simulator)."""
+    return {row.name: row for row in fastgd.backends()}["cuda"].available
+
+
+def _is_cuda_case(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("backend") == "cuda":
+        return True
+    return "cuda" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keep the cuda cases where cuda runs; only them in the simulator's subprocess."""
+    only_cuda = os.environ.get(ONLY_CUDA) == "1"
+    if not only_cuda and cuda_runs_here():
+        return
+    keep = [item for item in items if _is_cuda_case(item) == only_cuda]
+    dropped = [item for item in items if _is_cuda_case(item) != only_cuda]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 @contextlib.contextmanager
@@ -62,10 +90,18 @@ def cpu_backend(request):
         yield request.param
 
 
+@pytest.fixture
+def cuda():
+    """cuda selected (skipped with the registry's reason when it cannot run here)."""
+    _require("cuda")
+    with fastgd.use("cuda"), fast_simulator():
+        yield
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    """Each backend selected in turn: the CPU ones and cuda (on the simulator unless
-    FASTGD_TEST_GPU=1), skipped with the registry's reason when unavailable.
+    """Each backend selected in turn: the CPU ones and cuda (see above), skipped
+    with the registry's reason when unavailable.
 
     Parametrized indirectly it also takes ``"dask"``: the default CPU backend, with
     the test handing dask arrays to a LocalCluster (the ``client`` fixture, started here).

@@ -1,8 +1,8 @@
 """Every backend against fastgd.reference (SPEC §4): one fixture, one options grid.
 
-The ``backend`` fixture (conftest.py) runs numba, cython, numpy and cuda (on numba's
-CUDA simulator unless FASTGD_TEST_GPU=1), each skipped with the registry's reason
-when it cannot run here; the options grid adds ``dask`` (dask arrays on a
+The ``backend`` fixture (conftest.py) runs numba, cython, numpy and cuda (on a GPU,
+or on numba's CUDA simulator in a subprocess: conftest.py), each skipped with the
+registry's reason when it cannot run here; the options grid adds ``dask`` (dask arrays on a
 LocalCluster, the default CPU backend on the workers). What each promises:
 
 - numba, cython, numpy: ``exact=True`` float64 results bit for bit; the default

@@ -1,6 +1,6 @@
-"""The cuda backend's own tests, on numba's CUDA simulator (conftest.py switches it on for
-the whole run, with 8 threads per block and at most 4 blocks) or, with
-``FASTGD_TEST_GPU=1``, on a real GPU.
+"""The cuda backend's own tests, on a GPU or on numba's CUDA simulator (conftest.py says
+where: without either here, ``test_cuda_cases_on_the_simulator`` runs every cuda case of
+the suite in a subprocess with the simulator, 8 threads per block, at most 4 blocks).
 
 cuda against fastgd.reference over the options grid, the tutorial functions and the
 callbacks are tests/test_backends.py's (its ``backend`` fixture includes cuda). Here
@@ -18,7 +18,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import _require, fast_simulator
+from conftest import ONLY_CUDA, cuda_runs_here
 
 import fastgd
 from fastgd import reference
@@ -26,19 +26,30 @@ from fastgd import reference
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture
-def cuda():
-    """cuda selected (skipped with the registry's reason when it cannot run here)."""
-    _require("cuda")
-    with fastgd.use("cuda"), fast_simulator():
-        yield
-
-
 def _child_env(**extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_ENABLE_CUDASIM", "FASTGD_BACKEND")}
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
+
+
+@pytest.mark.skipif(cuda_runs_here(), reason="cuda runs in this process: its cases are collected here")
+def test_cuda_cases_on_the_simulator():
+    """Every cuda case of the suite (conftest.py: parametrised with backend="cuda", or taking
+    the cuda fixture), run on numba's CUDA simulator in a subprocess; its output on failure."""
+    env = _child_env(
+        NUMBA_ENABLE_CUDASIM="1", FASTGD_CUDA_THREADS="8", FASTGD_CUDA_MAX_BLOCKS="4", **{ONLY_CUDA: "1"}
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", os.path.join(ROOT, "tests"), "-q", "-p", "no:cacheprovider"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    assert " passed" in done.stdout and "skipped" not in done.stdout, done.stdout[-3000:]
 
 
 def test_registry_without_device():

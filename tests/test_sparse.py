@@ -15,7 +15,6 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import _require, fast_simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -269,16 +268,14 @@ def test_errors_name_the_argument():
         fastgd.gd(outside, y)
 
 
-def test_cuda_refuses_sparse_x_by_name():
-    """On numba's CUDA simulator (conftest.py), or a GPU with FASTGD_TEST_GPU=1."""
-    _require("cuda")
-    with fastgd.use("cuda"), fast_simulator():
-        with pytest.raises(ValueError, match="X is sparse: the cuda backend") as info:
-            fastgd.gd(sparse.csr_matrix(np.eye(3)), [1.0, 2.0, 3.0])
-        assert "toarray" in str(info.value)
-        with pytest.raises(ValueError, match="X is sparse: the cuda backend"):
-            fastgd.forward(sparse.csr_matrix(np.eye(3)), np.ones(3))
-        assert fastgd.gd(np.eye(3), [1.0, 2.0, 3.0], epochs=2).backend == "cuda"
+def test_cuda_refuses_sparse_x_by_name(cuda):
+    """On a GPU or numba's CUDA simulator (conftest.py)."""
+    with pytest.raises(ValueError, match="X is sparse: the cuda backend") as info:
+        fastgd.gd(sparse.csr_matrix(np.eye(3)), [1.0, 2.0, 3.0])
+    assert "toarray" in str(info.value)
+    with pytest.raises(ValueError, match="X is sparse: the cuda backend"):
+        fastgd.forward(sparse.csr_matrix(np.eye(3)), np.ones(3))
+    assert fastgd.gd(np.eye(3), [1.0, 2.0, 3.0], epochs=2).backend == "cuda"
 
 
 # -- the tutorial functions ---------------------------------------------------------------------
