@@ -34,6 +34,11 @@ cdef enum:
     _SIGNAL_CHECK_WORK = 1 << 22
 
 BLOCK = _BLOCK
+# The full-batch path code of fastgd/kernels/__init__.py (the only path these
+# kernels branch on; tests/test_plan.py holds it equal).
+cdef enum:
+    FULL_BATCH = 0
+PATHS = {"FULL_BATCH": FULL_BATCH}
 # numba_sparse.SCALE_FLOOR: the default mode's weight decay folds its scale
 # back into the weights below it.
 SCALE_FLOOR = {np.dtype(np.float64): 1e-100, np.dtype(np.float32): 1e-12}
@@ -562,7 +567,7 @@ def run_epochs(const floating[::1] data, const index_t[::1] indices, const index
                const int64_t[::1] stop, const double[::1] rates, const floating[::1] loss_spec,
                Py_ssize_t decayed, floating[:, ::1] average, int64_t[::1] averaged, Py_ssize_t d, double floor):
     """Run ``len(costs)`` epochs in place; the number of epochs with a finite cost (see fastgd.kernels)."""
-    cdef bint full_batch = path == 0  # FULL_BATCH of fastgd/kernels/__init__.py
+    cdef bint full_batch = path == FULL_BATCH
     cdef Py_ssize_t n = indptr.shape[0] - 1
     cdef Py_ssize_t positions = n if order.shape[0] == 0 else order.shape[0]
     cdef double[::1] totals = np.zeros(1 + params.shape[0])

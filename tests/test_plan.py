@@ -96,13 +96,14 @@ def test_kernels_take_the_path_they_are_handed(backend, rng):
     assert finals[AFFINE] == pytest.approx(chain, rel=1e-9)
 
 
-def test_cython_path_codes_are_the_kernels():
-    """fastgd_ext/_kernels.pyx repeats the path codes of fastgd/kernels/__init__.py."""
+@pytest.mark.parametrize("extension", ["fastgd_ext._kernels", "fastgd_ext._sparse_kernels"])
+def test_cython_path_codes_are_the_kernels(extension):
+    """The Cython extensions repeat the path codes of fastgd/kernels/__init__.py."""
     import fastgd.kernels
 
-    _kernels = pytest.importorskip("fastgd_ext._kernels")
-    assert _kernels.PATHS == {name: getattr(fastgd.kernels, name) for name in _kernels.PATHS}
-    assert len(set(_kernels.PATHS.values())) == len(_kernels.PATHS)
+    module = pytest.importorskip(extension)
+    assert module.PATHS == {name: getattr(fastgd.kernels, name) for name in module.PATHS}
+    assert len(set(module.PATHS.values())) == len(module.PATHS)
 
 
 def test_option_defaults_are_fits():
