@@ -56,10 +56,12 @@ def _is_cuda_case(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(config, items):
     """Keep the cuda cases where cuda runs; only them in the simulator's subprocess."""
     only_cuda = os.environ.get(ONLY_CUDA) == "1"
-    if not only_cuda and cuda_runs_here():
+    cuda_cases = {id(item) for item in items if _is_cuda_case(item)}
+    # Probing cuda imports numba.cuda: only when a cuda case was collected.
+    if not only_cuda and (not cuda_cases or cuda_runs_here()):
         return
-    keep = [item for item in items if _is_cuda_case(item) == only_cuda]
-    dropped = [item for item in items if _is_cuda_case(item) != only_cuda]
+    keep = [item for item in items if (id(item) in cuda_cases) == only_cuda]
+    dropped = [item for item in items if (id(item) in cuda_cases) != only_cuda]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
